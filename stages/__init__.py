@@ -1,0 +1,1 @@
+"""Pipeline stages: plain functions over Arrow tables and typed configs. No Prefect, no file I/O."""

@@ -1,0 +1,144 @@
+"""Sample k completions per problem with vLLM.
+
+`Sampler` holds one live vLLM engine for one model; callers reuse it across shards and close it when the
+model changes. Prompts are the problem text as a user message, rendered with the model's chat template
+and tokenised without extra special tokens (the template already places BOS), the same rendering TRL
+uses for training. Every problem gets its own sampling seed derived from (run seed, round, problem_id),
+so re-sampling a shard after a crash reproduces it regardless of how problems were sharded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from configs import EngineConfig, ModelConfig
+
+TRACES_SCHEMA = pa.schema(
+    [
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("problem_id", pa.string(), nullable=False),
+        pa.field("sample_idx", pa.int32(), nullable=False),
+        pa.field("model_ref", pa.string(), nullable=False),
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("completion", pa.string(), nullable=False),
+        pa.field("completion_tokens", pa.int32(), nullable=False),
+        pa.field("finish_reason", pa.string()),
+        pa.field("seed", pa.int64(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    k: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+def problem_seed(run_seed: int, round_id: int, problem_id: str, purpose: str = "sample") -> int:
+    digest = hashlib.sha256(f"{run_seed}/{round_id}/{purpose}/{problem_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def chat_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) -> list[int]:
+    text = tokenizer.apply_chat_template(
+        chat_messages(prompt, system_prompt), tokenize=False, add_generation_prompt=True
+    )
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class Sampler:
+    """A vLLM engine for one model. Construction takes tens of seconds; reuse it."""
+
+    def __init__(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            # vLLM's CPU backend reads its KV cache size only from the environment.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{engine.kv_cache_space_gib:g}")
+        from vllm import LLM
+
+        options: dict[str, Any] = {
+            "model": model_path,
+            "dtype": model.dtype,
+            "seed": seed,
+            "enable_prefix_caching": engine.enable_prefix_caching,
+            "tensor_parallel_size": engine.tensor_parallel_size,
+        }
+        if model.max_model_len is not None:
+            options["max_model_len"] = model.max_model_len
+        if torch.cuda.is_available():
+            options["gpu_memory_utilization"] = engine.gpu_memory_utilization
+        self.model_path = model_path
+        self.llm = LLM(**(options | engine.extra))
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def sample(
+        self,
+        problems: pa.Table,
+        spec: SamplingSpec,
+        *,
+        round_id: int,
+        model_ref: str,
+        run_seed: int,
+        system_prompt: str | None = None,
+        purpose: str = "sample",
+    ) -> pa.Table:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        problem_ids = problems.column("problem_id").to_pylist()
+        prompts = problems.column("prompt").to_pylist()
+        seeds = [problem_seed(run_seed, round_id, pid, purpose) for pid in problem_ids]
+        requests = [TokensPrompt(prompt_token_ids=render_prompt_ids(self.tokenizer, p, system_prompt)) for p in prompts]
+        params = [
+            SamplingParams(
+                n=spec.k,
+                temperature=spec.temperature,
+                top_p=spec.top_p,
+                max_tokens=spec.max_tokens,
+                stop=list(spec.stop) or None,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        outputs = self.llm.generate(requests, params, use_tqdm=True)
+        rows: list[dict[str, Any]] = []
+        for problem_id, prompt, seed, output in zip(problem_ids, prompts, seeds, outputs, strict=True):
+            for completion in output.outputs:
+                rows.append(
+                    {
+                        "round": round_id,
+                        "problem_id": problem_id,
+                        "sample_idx": completion.index,
+                        "model_ref": model_ref,
+                        "prompt": prompt,
+                        "completion": completion.text,
+                        "completion_tokens": len(completion.token_ids),
+                        "finish_reason": completion.finish_reason,
+                        "seed": seed,
+                    }
+                )
+        return pa.Table.from_pylist(rows, schema=TRACES_SCHEMA)
+
+    def close(self) -> None:
+        import gc
+
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        del self.llm
+        gc.collect()

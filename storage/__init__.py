@@ -1,0 +1,6 @@
+"""The run store: paths, atomic Parquet/JSON writes, manifests, commits. The only package that opens files."""
+
+from storage.sources import load_source_records
+from storage.store import FileRecord, RunStore, StoreError, round_name
+
+__all__ = ["FileRecord", "RunStore", "StoreError", "load_source_records", "round_name"]

@@ -1,0 +1,234 @@
+"""The run store: the only code that reads or writes a run's files.
+
+Layout under `<store>/<run>/`: `run.yaml` (the frozen config), `pool.parquet` (every problem of the run),
+`HEAD` (last committed round), `rounds/rNNNN/` (a round's tables, `traces/part-*.parquet`, `model/` and
+`manifest.json`), `archive/<when>/` (rounds set aside, never deleted).
+
+Every file is written under a temporary name and renamed into place, so a crash never leaves a partial
+file under a final name; `manifest.json` is written last, and its presence is what makes a round
+committed. Paths go through fsspec, so a local folder and object stores share one code path; models are
+folders that vLLM and transformers need on local disk, staged locally and uploaded for remote stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+MANIFEST = "manifest.json"
+MODEL_DIR = "model"
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used as asked; the message names the path."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to the round folder
+    rows: int | None
+    bytes: int
+    sha256: str
+
+
+def round_name(round_id: int) -> str:
+    return f"r{round_id:04d}"
+
+
+class RunStore:
+    def __init__(self, store_url: str, run_name: str) -> None:
+        self.fs, root = fsspec.core.url_to_fs(store_url)
+        self.url = store_url
+        self.run_name = run_name
+        self.root = f"{root.rstrip('/')}/{run_name}"
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    # -- paths ---------------------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def round_path(self, round_id: int, *parts: str) -> str:
+        return self.path("rounds", round_name(round_id), *parts)
+
+    # -- run level -----------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.fs.exists(self.path("run.yaml"))
+
+    def read_run_config(self) -> str:
+        return self._read_bytes(self.path("run.yaml")).decode()
+
+    def create(self, config_yaml: str, pool: pa.Table) -> None:
+        """Start a new run: the pool first, the config last, so `exists()` means both are there."""
+        if self.exists():
+            raise StoreError(f"run already exists: {self.path('run.yaml')}")
+        self._write_parquet(self.path("pool.parquet"), pool)
+        self._write_bytes(self.path("run.yaml"), config_yaml.encode())
+
+    def read_pool(self, schema: pa.Schema) -> pa.Table:
+        return self._read_parquet(self.path("pool.parquet"), schema)
+
+    def head(self) -> int | None:
+        head_path = self.path("HEAD")
+        if not self.fs.exists(head_path):
+            return None
+        return int(self._read_bytes(head_path).decode().strip())
+
+    def committed_rounds(self) -> list[int]:
+        if not self.fs.exists(self.path("rounds")):
+            return []
+        rounds = []
+        for entry in self.fs.ls(self.path("rounds"), detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("r") and name[1:].isdigit() and self.fs.exists(f"{entry.rstrip('/')}/{MANIFEST}"):
+                rounds.append(int(name[1:]))
+        return sorted(rounds)
+
+    # -- rounds --------------------------------------------------------------------------------------
+    def is_committed(self, round_id: int) -> bool:
+        return self.fs.exists(self.round_path(round_id, MANIFEST))
+
+    def begin_round(self, round_id: int) -> None:
+        """Prepare an empty folder for a round; an unfinished attempt is moved to archive/, not deleted."""
+        if self.is_committed(round_id):
+            raise StoreError(f"round {round_id} is committed and immutable: {self.round_path(round_id)}")
+        folder = self.round_path(round_id)
+        if self.fs.exists(folder):
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = self.path("archive", stamp, f"{round_name(round_id)}-unfinished")
+            self.fs.makedirs(self.path("archive", stamp), exist_ok=True)
+            self.fs.mv(folder, target, recursive=True)
+        self.fs.makedirs(folder, exist_ok=True)
+
+    def write_table(self, round_id: int, name: str, table: pa.Table) -> FileRecord:
+        relative = f"{name}.parquet"
+        return self._record(relative, table.num_rows, self._write_parquet(self.round_path(round_id, relative), table))
+
+    def write_traces_part(self, round_id: int, part: int, table: pa.Table, kind: str = "traces") -> FileRecord:
+        relative = f"{kind}/part-{part:05d}.parquet"
+        return self._record(relative, table.num_rows, self._write_parquet(self.round_path(round_id, relative), table))
+
+    def read_table(self, round_id: int, name: str, schema: pa.Schema) -> pa.Table:
+        return self._read_parquet(self.round_path(round_id, f"{name}.parquet"), schema)
+
+    def read_parts(self, round_id: int, schema: pa.Schema, kind: str = "traces") -> pa.Table:
+        folder = self.round_path(round_id, kind)
+        if not self.fs.exists(folder):
+            return schema.empty_table()
+        parts = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
+        return pa.concat_tables([self._read_parquet(p, schema) for p in parts]) if parts else schema.empty_table()
+
+    def scratch_dir(self, round_id: int) -> str:
+        """A local folder for a trainer's working files; removed when the round commits."""
+        base = self.round_path(round_id, ".scratch") if self.is_local else tempfile.mkdtemp(prefix="flywheel-")
+        os.makedirs(base, exist_ok=True)
+        return base
+
+    def save_model(self, round_id: int, model: Any, tokenizer: Any) -> list[FileRecord]:
+        """Save an HF model + tokenizer as the round's `model/`, atomically; returns its files."""
+        final = self.round_path(round_id, MODEL_DIR)
+        staging = tempfile.mkdtemp(prefix=".model-", dir=self.round_path(round_id) if self.is_local else None)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        records = [
+            self._record(f"{MODEL_DIR}/{name}", None, _file_digest(os.path.join(staging, name)))
+            for name in sorted(os.listdir(staging))
+        ]
+        if self.is_local:
+            os.replace(staging, final)
+        else:
+            upload = f"{final}.tmp-{uuid.uuid4().hex}"
+            self.fs.put(staging, upload, recursive=True)
+            self.fs.mv(upload, final, recursive=True)
+            shutil.rmtree(staging)
+        return records
+
+    def local_model_path(self, round_id: int) -> str:
+        """A local folder holding the round's model, downloaded once for remote stores."""
+        remote = self.round_path(round_id, MODEL_DIR)
+        if not self.fs.exists(remote):
+            raise StoreError(f"round {round_id} has no model folder: {remote}")
+        if self.is_local:
+            return remote
+        cache = os.path.join(tempfile.gettempdir(), "flywheel-models", self.run_name, round_name(round_id))
+        if not os.path.isdir(cache):
+            staging = f"{cache}.tmp-{uuid.uuid4().hex}"
+            self.fs.get(remote, staging, recursive=True)
+            os.replace(staging, cache)
+        return cache
+
+    def read_manifest(self, round_id: int) -> dict[str, Any]:
+        path = self.round_path(round_id, MANIFEST)
+        if not self.fs.exists(path):
+            raise StoreError(f"round {round_id} is not committed: no {path}")
+        return json.loads(self._read_bytes(path))
+
+    def commit(self, round_id: int, manifest: dict[str, Any], files: list[FileRecord]) -> None:
+        """Write the manifest last (after checking every listed file is in place), then move HEAD."""
+        for record in files:
+            if not self.fs.exists(self.round_path(round_id, record.path)):
+                raise StoreError(f"cannot commit round {round_id}: {record.path} is missing")
+        if self.is_local:
+            shutil.rmtree(self.round_path(round_id, ".scratch"), ignore_errors=True)
+        body = {**manifest, "round": round_id, "status": "committed", "files": [asdict(f) for f in files]}
+        self._write_bytes(self.round_path(round_id, MANIFEST), json.dumps(body, indent=2, sort_keys=True).encode())
+        self._write_bytes(self.path("HEAD"), f"{round_id}\n".encode())
+
+    # -- atomic primitives ---------------------------------------------------------------------------
+    def _write_bytes(self, path: str, data: bytes) -> str:
+        parent = path.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        temporary = f"{parent}/.{path.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(temporary, "wb") as handle:
+            handle.write(data)
+            if self.is_local:
+                handle.flush()
+                os.fsync(handle.fileno())
+        self.fs.mv(temporary, path)
+        return hashlib.sha256(data).hexdigest()
+
+    def _write_parquet(self, path: str, table: pa.Table) -> tuple[int, str]:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        return len(data), self._write_bytes(path, data)
+
+    def _read_bytes(self, path: str) -> bytes:
+        with self.fs.open(path, "rb") as handle:
+            return handle.read()
+
+    def _read_parquet(self, path: str, schema: pa.Schema) -> pa.Table:
+        if not self.fs.exists(path):
+            raise StoreError(f"missing file: {path}")
+        try:
+            with self.fs.open(path, "rb") as handle:
+                table = pq.read_table(handle)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise StoreError(f"unreadable Parquet file {path}: {error}") from error
+        if table.schema.remove_metadata() != schema:
+            raise StoreError(f"{path}: schema differs from the expected one:\n{table.schema}\nexpected:\n{schema}")
+        return table
+
+    def _record(self, relative: str, rows: int | None, size_and_digest: tuple[int, str]) -> FileRecord:
+        size, digest = size_and_digest
+        return FileRecord(relative, rows, size, digest)
+
+
+def _file_digest(path: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return os.path.getsize(path), digest.hexdigest()

