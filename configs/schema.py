@@ -92,17 +92,77 @@ class DatasetSourceConfig(Strict):
         return value
 
 
+ANSWER_TAG_INSTRUCTION = (
+    "Think step by step inside <think> </think> tags, then give only the final answer inside <answer> </answer> tags."
+)
+
+
+class CountdownConfig(Strict):
+    """Built-in generator of countdown puzzles: reach the target from the given numbers with + - * /."""
+
+    n_numbers: int = Field(default=4, ge=2, le=6, description="Numbers given per puzzle.")
+    max_number: int = Field(default=99, ge=2, le=1000, description="Numbers are drawn from 1..max_number.")
+    min_target: int = Field(default=10, ge=1, description="Smallest target.")
+    max_target: int = Field(default=100, ge=1, description="Largest target.")
+    use_all: bool = Field(
+        default=False, description="True: every number exactly once; False: each number at most once."
+    )
+    n_seed: int = Field(default=200, ge=0, description="Labelled warm-start puzzles (split `seed`).")
+    n_train: int = Field(default=2000, ge=1, description="Unlabelled pool size (split `train`).")
+    n_test: int = Field(default=200, ge=1, description="Held-out puzzles (split `test`).")
+
+    @model_validator(mode="after")
+    def targets_ordered(self) -> CountdownConfig:
+        if self.min_target > self.max_target:
+            raise ValueError(f"min_target ({self.min_target}) must not exceed max_target ({self.max_target})")
+        return self
+
+
+class ReasoningGymConfig(Strict):
+    """Problems from the `reasoning-gym` package's procedural tasks, scored by the task's own checker."""
+
+    tasks: list[str] = Field(
+        min_length=1, description="reasoning-gym task names (e.g. leg_counting, countdown); each gets the sizes below."
+    )
+    task_config: dict[str, dict[str, Any]] = Field(
+        default={}, description="Per task, keyword arguments for `reasoning_gym.create_dataset` (difficulty knobs)."
+    )
+    n_seed: int = Field(default=0, ge=0, description="Labelled warm-start problems per task (split `seed`).")
+    n_train: int = Field(default=1000, ge=1, description="Unlabelled problems per task (split `train`).")
+    n_test: int = Field(default=100, ge=1, description="Held-out problems per task (split `test`).")
+    answer_instruction: str | None = Field(
+        default=ANSWER_TAG_INSTRUCTION,
+        description="Appended to every question; the verifier reads the answer from <answer> tags.",
+    )
+
+    @model_validator(mode="after")
+    def task_config_for_listed_tasks(self) -> ReasoningGymConfig:
+        unlisted = sorted(set(self.task_config) - set(self.tasks))
+        if unlisted:
+            raise ValueError(f"task_config names tasks not in `tasks`: {', '.join(unlisted)}")
+        return self
+
+
 class ProblemsConfig(Strict):
-    source: Literal["arithmetic", "dataset"] = "arithmetic"
+    source: Literal["arithmetic", "dataset", "countdown", "reasoning_gym"] = "arithmetic"
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     dataset: DatasetSourceConfig | None = None
+    countdown: CountdownConfig = Field(default=CountdownConfig(), description="Used when source is `countdown`.")
+    reasoning_gym: ReasoningGymConfig | None = Field(
+        default=None, description="Used when source is `reasoning_gym`; required then."
+    )
     system_prompt: str | None = Field(default=None, description="System message prepended to every prompt.")
 
     @model_validator(mode="after")
     def dataset_given_when_used(self) -> ProblemsConfig:
         if self.source == "dataset" and self.dataset is None:
             raise ValueError("source is `dataset` but the `dataset` section is missing")
+        if self.source == "reasoning_gym" and self.reasoning_gym is None:
+            raise ValueError("source is `reasoning_gym` but the `reasoning_gym` section is missing")
         return self
+
+
+BucketName = Literal["unseen", "unsolved", "hard", "medium", "easy", "solved", "unjudged"]
 
 
 class SelectConfig(Strict):
@@ -128,6 +188,17 @@ class EngineConfig(Strict):
     tensor_parallel_size: int = Field(default=1, ge=1)
     enable_prefix_caching: bool = True
     extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
+
+
+class VerifyConfig(Strict):
+    """How verifiers run. Every call has a hard wall-clock timeout; a verifier never hangs a round."""
+
+    timeout_s: float = Field(default=5.0, gt=0.0, description="Wall-clock limit per verifier call.")
+    workers: int | None = Field(default=None, ge=1, description="Verifier worker processes; None: one per core.")
+    memory_limit_mb: int = Field(default=1024, ge=64, description="Address-space limit of a verifier worker.")
+    format_weight: float = Field(
+        default=0.0, ge=0.0, description="Weight of the `<think>...</think>` format reward added to `reward`."
+    )
 
 
 class CurateConfig(Strict):
@@ -192,6 +263,7 @@ class RunConfig(Strict):
     select: SelectConfig = SelectConfig()
     sample: SampleConfig = SampleConfig()
     engine: EngineConfig = EngineConfig()
+    verify: VerifyConfig = VerifyConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()

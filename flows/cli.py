@@ -11,21 +11,26 @@ from typing import Any
 import yaml
 
 from flows.env import configure_environment
+from flows.supervise import is_supervised, run_supervised
 
 EXIT_BAD_INPUT = 2
+FLOW_COMMANDS = ("run", "demo", "resume")
 
 
 def main(argv: list[str] | None = None) -> int:
     configure_environment()
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    if args.command in FLOW_COMMANDS and not is_supervised():
+        return run_supervised(argv)
     from configs import ConfigError
     from stages.problems import ProblemsError
-    from storage import StoreError
+    from storage import LockError, StoreError
     from verifiers import UnknownVerifierError
 
     try:
         return args.handler(args)
-    except (ConfigError, ProblemsError, StoreError, UnknownVerifierError) as error:
+    except (ConfigError, ProblemsError, StoreError, LockError, UnknownVerifierError) as error:
         print(f"flywheel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -44,10 +49,37 @@ def _parser() -> argparse.ArgumentParser:
     _add_overrides(demo)
     demo.set_defaults(handler=_demo)
 
-    status = commands.add_parser("status", help="rounds and metrics of a run")
+    resume = commands.add_parser("resume", help="finish the open round, then the remaining planned rounds")
+    resume.add_argument("run_name")
+    resume.add_argument("--store", default="./runs")
+    resume.set_defaults(handler=_resume)
+
+    rollback = commands.add_parser("rollback", help="make round N the HEAD; later rounds go to archive/")
+    rollback.add_argument("run_name")
+    rollback.add_argument("--to", type=int, required=True, dest="to_round", metavar="N")
+    rollback.add_argument("--purge", action="store_true", help="delete the later rounds instead of archiving")
+    rollback.add_argument("--store", default="./runs")
+    rollback.set_defaults(handler=_rollback)
+
+    status = commands.add_parser("status", help="rounds, HEAD and per-round metrics of a run")
     status.add_argument("run_name")
     status.add_argument("--store", default="./runs")
     status.set_defaults(handler=_status)
+
+    inspect = commands.add_parser("inspect", help="print rows of a committed round's table")
+    inspect.add_argument("run_name")
+    inspect.add_argument("round", type=int)
+    inspect.add_argument("--table", default="dataset", help="dataset, traces, dropped, difficulty, eval, problems")
+    inspect.add_argument("--limit", type=int, default=10)
+    inspect.add_argument("--store", default="./runs")
+    inspect.set_defaults(handler=_inspect)
+
+    diff = commands.add_parser("diff", help="what changed between two committed rounds")
+    diff.add_argument("run_name")
+    diff.add_argument("first", type=int)
+    diff.add_argument("second", type=int)
+    diff.add_argument("--store", default="./runs")
+    diff.set_defaults(handler=_diff)
     return parser
 
 
@@ -81,13 +113,98 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _execute(config_path: Path | Any, overrides: dict[str, Any], source: str) -> list[dict[str, Any]]:
     from configs import load_config
-    from flows.campaign import campaign_flow, check_config, open_run
 
     config = load_config(config_path, overrides)
+    return _campaign(config, source)
+
+
+def _campaign(config: Any, source: str) -> list[dict[str, Any]]:
+    from flows.campaign import campaign_flow, check_config, open_run
+    from storage import RunLock
+
     check_config(config, source)
-    open_run(config)  # bad problems or a clashing run fail here, before Prefect starts
+    store = open_run(config)  # bad problems or a clashing run fail here, before Prefect starts
+    RunLock(store).check()
     campaign_flow(config)
     return _round_rows(config.store, config.run_name)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from flows.campaign import stored_config
+
+    store = _existing_store(args.store, args.run_name)
+    config = stored_config(store)
+    open_rounds = store.open_rounds()
+    print(
+        f"resuming run {args.run_name!r}: HEAD={store.head()}, open round(s) {open_rounds or 'none'}, "
+        f"planned rounds 0..{config.rounds}"
+    )
+    _print_rounds(_campaign(config, store.path("run.yaml")), title=f"run {args.run_name}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from storage import RunLock
+
+    store = _existing_store(args.store, args.run_name)
+    with RunLock(store):
+        moved = store.rollback(args.to_round, purge=args.purge)
+    verb = "deleted" if args.purge else "archived"
+    for path in moved:
+        print(f"{verb}: {path}")
+    print(f"HEAD = {args.to_round}; the next round starts from round {args.to_round}'s model")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from flows.inspect import read_round_table
+    from storage import StoreError
+
+    store = _existing_store(args.store, args.run_name)
+    table = read_round_table(store, args.round, args.table)
+    if table is None:
+        raise StoreError(f"round {args.round} of run {args.run_name!r} has no {args.table} table")
+    print(f"{args.table} of round {args.round}: {table.num_rows} rows, columns: {', '.join(table.column_names)}")
+    frame = table.slice(0, args.limit).to_pandas()
+    print(frame.to_string(max_colwidth=48, index=False))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from flows.inspect import diff_rounds
+
+    store = _existing_store(args.store, args.run_name)
+    result = diff_rounds(store, args.first, args.second)
+    print(f"round {args.first} -> round {args.second} of run {args.run_name!r}")
+    print(
+        f"problems: +{result['problems_added']} added, -{result['problems_removed']} removed, "
+        f"{result['problems_shared']} shared"
+    )
+    shift = result["mean_pass_rate_shift"]
+    print(
+        f"pass rate of problems scored in both ({result['scored_in_both']}): {result['pass_rate_up']} up, "
+        f"{result['pass_rate_down']} down, mean shift {'n/a' if shift is None else f'{shift:+.3f}'}"
+    )
+    for move, count in result["bucket_moves"].items():
+        print(f"  bucket {move}: {count}")
+    for name, (first, second) in result["sizes"].items():
+        print(f"{name} rows: {first} -> {second}")
+    for name, (first, second) in result["metrics"].items():
+        print(f"{name}: {_number(first)} -> {_number(second)}")
+    return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _existing_store(store_url: str, run_name: str) -> Any:
+    from storage import RunStore, StoreError
+
+    store = RunStore(store_url, run_name)
+    if not store.exists():
+        raise StoreError(f"no run {run_name!r} in {store_url}")
+    return store
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -113,16 +230,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    _print_rounds(_round_rows(args.store, args.run_name), title=f"run {args.run_name}")
+    from storage import RunLock
+
+    store = _existing_store(args.store, args.run_name)
+    _print_rounds(_round_rows(args.store, args.run_name), title=f"run {args.run_name} in {args.store}")
+    print(f"HEAD: {store.head()}   planned rounds: 0..{store.read_plan()}")
+    from flows.round import STAGE_ORDER
+
+    for round_id in store.open_rounds():
+        finished = store.read_progress(round_id)["stages"]
+        done = ", ".join(stage for stage in STAGE_ORDER if stage in finished) or "nothing yet"
+        print(f"open round {round_id} (not committed): finished stages: {done}")
+    holder = RunLock(store).read_holder()
+    if holder:
+        from storage.lock import describe, holder_is_alive
+
+        state = "held" if holder_is_alive(holder) else "stale (holder is dead)"
+        print(f"lock: {state} by {describe(holder)}")
+    for entry in store.archived():
+        print(f"archived: {entry}")
     return 0
 
 
 def _round_rows(store_url: str, run_name: str) -> list[dict[str, Any]]:
-    from storage import RunStore, StoreError
-
-    store = RunStore(store_url, run_name)
-    if not store.exists():
-        raise StoreError(f"no run {run_name!r} in {store_url}")
+    store = _existing_store(store_url, run_name)
     rows = []
     for round_id in store.committed_rounds():
         manifest = store.read_manifest(round_id)

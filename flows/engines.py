@@ -1,13 +1,16 @@
-"""One live vLLM engine per process, kept while consecutive steps use the same model.
+"""Live resources kept across the stages and rounds of one process: the vLLM engine and the verifier pool.
 
 A round evaluates its new checkpoint and the next round samples from that same checkpoint, so keeping the
-engine saves one engine start-up (tens of seconds) per round.
+engine saves one engine start-up (tens of seconds) per round. The verifier pool and its verdict cache
+serve every shard and every round.
 """
 
 from __future__ import annotations
 
-from configs import EngineConfig, ModelConfig
+from configs import EngineConfig, ModelConfig, VerifyConfig
 from stages.sample import Sampler
+from verifiers.cache import VerdictCache
+from verifiers.pool import VerifierPool
 
 
 class EngineCache:
@@ -28,3 +31,26 @@ class EngineCache:
 
 
 ENGINES = EngineCache()
+
+
+class VerifierPools:
+    def __init__(self) -> None:
+        self._pool: VerifierPool | None = None
+        self._config: VerifyConfig | None = None
+        self.cache = VerdictCache()
+
+    def get(self, config: VerifyConfig) -> VerifierPool:
+        if self._pool is not None and self._config == config:
+            return self._pool
+        self.close()
+        workers = config.workers or VerifierPool.default_size()
+        self._pool, self._config = VerifierPool(workers, config.timeout_s, config.memory_limit_mb), config
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+VERIFIER_POOLS = VerifierPools()

@@ -6,6 +6,13 @@ target=cpu
 [[ "${1:-}" == "--gpu" ]] && target=gpu
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "flywheel needs Python >= 3.11" >&2; exit 1; }
+# The code verifier's sandbox isolates network and file system with bubblewrap; without it, rlimits only.
+if ! command -v bwrap >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }; } >/dev/null 2>&1 || true
+fi
+command -v bwrap >/dev/null 2>&1 \
+  || echo "bubblewrap (bwrap) is not installed: the code sandbox falls back to rlimits only (no network or file-system isolation). Install it with: apt-get install bubblewrap" >&2
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${target},dev]"

@@ -1,18 +1,31 @@
-"""Verify traces: each through the verifier registered for its problem's domain.
+"""Verify traces: each through the verifier registered for its problem's domain, in a process pool.
 
 The output is the traces table with the verdict columns appended. A trace whose verifier cannot judge it
-keeps `correct = null` and says why in `reason`; nothing is dropped here.
+keeps `correct = null` and says why in `reason`; nothing is dropped here. Every call runs in a
+`verifiers.pool.VerifierPool` worker under `VerifyConfig.timeout_s` and `memory_limit_mb`; a call that runs out
+of time comes back with `timed_out = true`, `correct = false`, `reward = 0.0`. Traces with the same verifier,
+answer key (for math: the extracted answer) and gold are judged once, and a `VerdictCache` passed in carries
+verdicts across calls and rounds; `cache_table`/`cache_from_table` turn it into an Arrow table for the run store.
+`rescore_traces` re-judges verified traces with the current verifiers and reports the verdicts that flipped.
+
+With `VerifyConfig.format_weight` > 0, `reward` becomes the verifier's reward plus that weight times the
+`<think>...</think>` format reward (`verifiers.format`); `correct` is the verifier's alone. No file I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, replace
 from typing import Any
 
 import pyarrow as pa
 
+from configs import VerifyConfig
 from stages.sample import TRACES_SCHEMA
-from verifiers import Verdict, get_verifier
+from verifiers import VERSIONS, Verdict, get_verifier
+from verifiers.cache import CACHE_FIELDS, VerdictCache, answer_key, flipped, gold_key
+from verifiers.format import format_reward
+from verifiers.pool import VerifierPool, VerifyCall
 
 VERDICT_FIELDS = [
     pa.field("correct", pa.bool_()),
@@ -24,26 +37,149 @@ VERDICT_FIELDS = [
     pa.field("verifier_version", pa.string(), nullable=False),
 ]
 VERIFIED_TRACES_SCHEMA = pa.schema([*TRACES_SCHEMA, *VERDICT_FIELDS])
+VERDICT_CACHE_SCHEMA = pa.schema(
+    [
+        pa.field("verifier", pa.string(), nullable=False),
+        pa.field("verifier_version", pa.string(), nullable=False),
+        pa.field("answer_key", pa.string(), nullable=False),
+        pa.field("gold", pa.string(), nullable=False),
+        pa.field("correct", pa.bool_()),
+        pa.field("reward", pa.float64()),
+        pa.field("extracted", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+FLIPS_SCHEMA = pa.schema(
+    [
+        pa.field("problem_id", pa.string(), nullable=False),
+        pa.field("sample_idx", pa.int64(), nullable=False),
+        pa.field("old_correct", pa.bool_()),
+        pa.field("new_correct", pa.bool_()),
+        pa.field("old_version", pa.string(), nullable=False),
+        pa.field("new_version", pa.string(), nullable=False),
+    ]
+)
 
 
-def verify_traces(traces: pa.Table, problems: pa.Table) -> pa.Table:
+def verify_traces(
+    traces: pa.Table,
+    problems: pa.Table,
+    *,
+    config: VerifyConfig | None = None,
+    pool: VerifierPool | None = None,
+    cache: VerdictCache | None = None,
+) -> pa.Table:
+    """Append verdict columns. Uses `pool` if given (left open), else a pool built from `config` for this call."""
     if traces.schema != TRACES_SCHEMA:
         raise ValueError(f"verify_traces: traces do not match TRACES_SCHEMA:\n{traces.schema}")
+    verdicts = _verdicts_for(traces, problems, config, pool, cache)
+    if config is not None and config.format_weight > 0:
+        verdicts = _with_format_reward(verdicts, traces.column("completion").to_pylist(), config.format_weight)
+    verdict_table = pa.Table.from_pylist([asdict(verdict) for verdict in verdicts], schema=pa.schema(VERDICT_FIELDS))
+    return pa.Table.from_arrays([*traces.columns, *verdict_table.columns], schema=VERIFIED_TRACES_SCHEMA)
+
+
+def _with_format_reward(verdicts: list[Verdict], completions: list[str], weight: float) -> list[Verdict]:
+    """`reward` + weight x the `<think>` format reward; a verdict that cannot be judged keeps reward None."""
+    return [
+        verdict if verdict.reward is None else replace(verdict, reward=verdict.reward + weight * format_reward(text))
+        for verdict, text in zip(verdicts, completions, strict=True)
+    ]
+
+
+def rescore_traces(
+    verified: pa.Table,
+    problems: pa.Table,
+    *,
+    config: VerifyConfig | None = None,
+    pool: VerifierPool | None = None,
+    cache: VerdictCache | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Re-judge verified traces with today's verifiers: (re-verified traces, the verdicts that flipped)."""
+    if verified.schema != VERIFIED_TRACES_SCHEMA:
+        raise ValueError(f"rescore_traces: table does not match VERIFIED_TRACES_SCHEMA:\n{verified.schema}")
+    traces = verified.select(TRACES_SCHEMA.names)
+    old = [_verdict_from_row(row) for row in verified.select([field.name for field in VERDICT_FIELDS]).to_pylist()]
+    rescored = verify_traces(traces, problems, config=config, pool=pool, cache=cache)
+    new = [_verdict_from_row(row) for row in rescored.select([field.name for field in VERDICT_FIELDS]).to_pylist()]
+    problem_ids = traces.column("problem_id").to_pylist()
+    sample_indices = traces.column("sample_idx").to_pylist()
+    rows = [
+        {
+            "problem_id": problem_ids[flip.index],
+            "sample_idx": sample_indices[flip.index],
+            "old_correct": flip.old_correct,
+            "new_correct": flip.new_correct,
+            "old_version": flip.old_version,
+            "new_version": flip.new_version,
+        }
+        for flip in flipped(old, new)
+    ]
+    return rescored, pa.Table.from_pylist(rows, schema=FLIPS_SCHEMA)
+
+
+def cache_table(cache: VerdictCache) -> pa.Table:
+    return pa.Table.from_pylist(cache.to_rows(), schema=VERDICT_CACHE_SCHEMA)
+
+
+def cache_from_table(table: pa.Table) -> VerdictCache:
+    missing = [name for name in CACHE_FIELDS if name not in table.schema.names]
+    if missing:
+        raise ValueError(f"verdict cache table: missing column(s) {', '.join(missing)}")
+    return VerdictCache(table.select(list(CACHE_FIELDS)).to_pylist())
+
+
+def _verdicts_for(
+    traces: pa.Table,
+    problems: pa.Table,
+    config: VerifyConfig | None,
+    pool: VerifierPool | None,
+    cache: VerdictCache | None,
+) -> list[Verdict]:
     by_id = {row["problem_id"]: row for row in problems.to_pylist()}
-    verdicts: list[dict[str, Any]] = []
+    cache = cache if cache is not None else VerdictCache()
+    keys: list[tuple[str, str, str, str]] = []
+    first_call: dict[tuple[str, str, str, str], VerifyCall] = {}
     for row_number, (problem_id, completion) in enumerate(
         zip(traces.column("problem_id").to_pylist(), traces.column("completion").to_pylist(), strict=True)
     ):
         problem = by_id.get(problem_id)
         if problem is None:
             raise ValueError(f"traces row {row_number}: problem_id {problem_id!r} is not in the problems table")
-        verify = get_verifier(problem["domain"], where=f"problem {problem_id}, field 'domain'")
-        verdicts.append(asdict(_checked(verify(completion, problem))))
-    verdict_table = pa.Table.from_pylist(verdicts, schema=pa.schema(VERDICT_FIELDS))
-    return pa.Table.from_arrays([*traces.columns, *verdict_table.columns], schema=VERIFIED_TRACES_SCHEMA)
+        domain = problem["domain"]
+        get_verifier(domain, where=f"problem {problem_id}, field 'domain'")
+        key = (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(problem))
+        keys.append(key)
+        if key not in first_call and cache.get(*key) is None:
+            first_call[key] = VerifyCall(domain, completion, problem)
+    fresh = _run_calls(list(first_call.values()), config, pool)
+    judged: dict[tuple[str, str, str, str], Verdict] = {}
+    for key, verdict in zip(first_call, fresh, strict=True):
+        judged[key] = verdict
+        cache.put(key[2], key[3], verdict)
+    return [judged.get(key) or _cached(cache, key) for key in keys]
 
 
-def _checked(verdict: Verdict) -> Verdict:
-    if not isinstance(verdict, Verdict):
-        raise TypeError(f"a verifier returned {type(verdict).__name__}, not a Verdict")
+def _cached(cache: VerdictCache, key: tuple[str, str, str, str]) -> Verdict:
+    verdict = cache.get(*key)
+    if verdict is None:
+        raise RuntimeError(f"verdict for {key[:2]} vanished from the cache")
     return verdict
+
+
+def _run_calls(calls: list[VerifyCall], config: VerifyConfig | None, pool: VerifierPool | None) -> list[Verdict]:
+    if not calls:
+        return []
+    if pool is not None:
+        return pool.verify_batch(calls)
+    config = config or VerifyConfig()
+    workers = min(config.workers or VerifierPool.default_size(), len(calls))
+    with VerifierPool(workers, config.timeout_s, config.memory_limit_mb) as own_pool:
+        return own_pool.verify_batch(calls)
+
+
+def _verdict_from_row(row: Mapping[str, Any]) -> Verdict:
+    return Verdict(
+        row["correct"], row["reward"], row["extracted"], row["reason"], row["verifier"], row["verifier_version"],
+        row["timed_out"],
+    )  # fmt: skip

@@ -1,8 +1,9 @@
 """The run store: the only code that reads or writes a run's files.
 
 Layout under `<store>/<run>/`: `run.yaml` (the frozen config), `pool.parquet` (every problem of the run),
-`HEAD` (last committed round), `rounds/rNNNN/` (a round's tables, `traces/part-*.parquet`, `model/` and
-`manifest.json`), `archive/<when>/` (rounds set aside, never deleted).
+`plan.json` (rounds last asked for), `HEAD` (last committed round), `LOCK` (see lock.py), `rounds/rNNNN/`
+(a round's tables, `traces/part-*.parquet`, `model/`, and `manifest.json` once committed or
+`progress.json` while open), `archive/<when>/` (rounds set aside by a rollback, kept until purged).
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves a partial
 file under a final name; `manifest.json` is written last, and its presence is what makes a round
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 MANIFEST = "manifest.json"
+PROGRESS = "progress.json"
 MODEL_DIR = "model"
 
 
@@ -86,6 +88,14 @@ class RunStore:
             return None
         return int(self._read_bytes(head_path).decode().strip())
 
+    def repair_head(self) -> int | None:
+        """HEAD is always the newest committed round; fix it if a crash fell between a manifest and HEAD."""
+        committed = self.committed_rounds()
+        newest = committed[-1] if committed else None
+        if newest is not None and self.head() != newest:
+            self._write_bytes(self.path("HEAD"), f"{newest}\n".encode())
+        return newest
+
     def committed_rounds(self) -> list[int]:
         if not self.fs.exists(self.path("rounds")):
             return []
@@ -101,16 +111,96 @@ class RunStore:
         return self.fs.exists(self.round_path(round_id, MANIFEST))
 
     def begin_round(self, round_id: int) -> None:
-        """Prepare an empty folder for a round; an unfinished attempt is moved to archive/, not deleted."""
+        """Make sure the round's folder exists; a committed round can never be reopened."""
         if self.is_committed(round_id):
             raise StoreError(f"round {round_id} is committed and immutable: {self.round_path(round_id)}")
-        folder = self.round_path(round_id)
-        if self.fs.exists(folder):
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            target = self.path("archive", stamp, f"{round_name(round_id)}-unfinished")
-            self.fs.makedirs(self.path("archive", stamp), exist_ok=True)
-            self.fs.mv(folder, target, recursive=True)
-        self.fs.makedirs(folder, exist_ok=True)
+        self.fs.makedirs(self.round_path(round_id), exist_ok=True)
+
+    def open_rounds(self) -> list[int]:
+        """Rounds with a folder but no manifest: started, not committed."""
+        if not self.fs.exists(self.path("rounds")):
+            return []
+        found = []
+        for entry in self.fs.ls(self.path("rounds"), detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("r") and name[1:].isdigit() and not self.is_committed(int(name[1:])):
+                found.append(int(name[1:]))
+        return sorted(found)
+
+    # -- progress of an open round ---------------------------------------------------------------------
+    def read_progress(self, round_id: int) -> dict[str, Any]:
+        """The journal of an open round: finished stages and sampled shards with their files."""
+        path = self.round_path(round_id, PROGRESS)
+        if not self.fs.exists(path):
+            return {"stages": {}, "shards": {}}
+        return json.loads(self._read_bytes(path))
+
+    def record_stage(
+        self, round_id: int, stage: str, files: list[FileRecord], metrics: dict[str, float], seconds: float
+    ) -> None:
+        progress = self.read_progress(round_id)
+        progress["stages"][stage] = {"files": [asdict(f) for f in files], "metrics": metrics, "seconds": seconds}
+        self._write_json(self.round_path(round_id, PROGRESS), progress)
+
+    def record_shard(self, round_id: int, kind: str, part: int, record: FileRecord, seconds: dict[str, float]) -> None:
+        progress = self.read_progress(round_id)
+        progress["shards"].setdefault(kind, {})[str(part)] = {"file": asdict(record), "seconds": seconds}
+        self._write_json(self.round_path(round_id, PROGRESS), progress)
+
+    def forget_stages(self, round_id: int, stages: list[str]) -> None:
+        progress = self.read_progress(round_id)
+        for stage in stages:
+            progress["stages"].pop(stage, None)
+            progress["shards"].pop(stage, None)
+        self._write_json(self.round_path(round_id, PROGRESS), progress)
+
+    def check_files(self, round_id: int, files: list[FileRecord]) -> str | None:
+        """None when every file exists with its recorded sha256; else what is wrong with the first bad one."""
+        for record in files:
+            path = self.round_path(round_id, record.path)
+            if not self.fs.exists(path):
+                return f"{path} is missing"
+            if self._digest(path) != record.sha256:
+                return f"{path} does not match its recorded sha256 (truncated or modified)"
+        return None
+
+    # -- plan, rollback --------------------------------------------------------------------------------
+    def write_plan(self, rounds: int) -> None:
+        self._write_json(self.path("plan.json"), {"rounds": rounds})
+
+    def read_plan(self) -> int | None:
+        path = self.path("plan.json")
+        return json.loads(self._read_bytes(path))["rounds"] if self.fs.exists(path) else None
+
+    def rollback(self, to_round: int, purge: bool = False) -> list[str]:
+        """Set aside (or, with purge, delete) every round after `to_round`; HEAD becomes `to_round`."""
+        if not self.is_committed(to_round):
+            raise StoreError(f"cannot roll back to round {to_round}: it is not committed")
+        later = [r for r in sorted({*self.committed_rounds(), *self.open_rounds()}) if r > to_round]
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        moved = []
+        for round_id in later:
+            source = self.round_path(round_id)
+            if purge:
+                self.fs.rm(source, recursive=True)
+                moved.append(source)
+            else:
+                target = self.path("archive", stamp, round_name(round_id))
+                self.fs.makedirs(self.path("archive", stamp), exist_ok=True)
+                self.fs.mv(source, target, recursive=True)
+                moved.append(target)
+        self._write_bytes(self.path("HEAD"), f"{to_round}\n".encode())
+        return moved
+
+    def archived(self) -> list[str]:
+        folder = self.path("archive")
+        if not self.fs.exists(folder):
+            return []
+        return sorted(
+            f"{stamp.rstrip('/').rsplit('/', 1)[-1]}/{entry.rstrip('/').rsplit('/', 1)[-1]}"
+            for stamp in self.fs.ls(folder, detail=False)
+            for entry in self.fs.ls(stamp, detail=False)
+        )
 
     def write_table(self, round_id: int, name: str, table: pa.Table) -> FileRecord:
         relative = f"{name}.parquet"
@@ -130,6 +220,9 @@ class RunStore:
         parts = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
         return pa.concat_tables([self._read_parquet(p, schema) for p in parts]) if parts else schema.empty_table()
 
+    def read_part(self, round_id: int, record: FileRecord, schema: pa.Schema) -> pa.Table:
+        return self._read_parquet(self.round_path(round_id, record.path), schema)
+
     def scratch_dir(self, round_id: int) -> str:
         """A local folder for a trainer's working files; removed when the round commits."""
         base = self.round_path(round_id, ".scratch") if self.is_local else tempfile.mkdtemp(prefix="flywheel-")
@@ -146,6 +239,8 @@ class RunStore:
             self._record(f"{MODEL_DIR}/{name}", None, _file_digest(os.path.join(staging, name)))
             for name in sorted(os.listdir(staging))
         ]
+        if self.fs.exists(final):  # left by an attempt that crashed before recording it: stale
+            self.fs.rm(final, recursive=True)
         if self.is_local:
             os.replace(staging, final)
         else:
@@ -183,8 +278,11 @@ class RunStore:
         if self.is_local:
             shutil.rmtree(self.round_path(round_id, ".scratch"), ignore_errors=True)
         body = {**manifest, "round": round_id, "status": "committed", "files": [asdict(f) for f in files]}
-        self._write_bytes(self.round_path(round_id, MANIFEST), json.dumps(body, indent=2, sort_keys=True).encode())
+        self._write_json(self.round_path(round_id, MANIFEST), body)
         self._write_bytes(self.path("HEAD"), f"{round_id}\n".encode())
+        progress = self.round_path(round_id, PROGRESS)
+        if self.fs.exists(progress):  # the journal of an open round; the manifest supersedes it
+            self.fs.rm(progress)
 
     # -- atomic primitives ---------------------------------------------------------------------------
     def _write_bytes(self, path: str, data: bytes) -> str:
@@ -198,6 +296,16 @@ class RunStore:
                 os.fsync(handle.fileno())
         self.fs.mv(temporary, path)
         return hashlib.sha256(data).hexdigest()
+
+    def _write_json(self, path: str, body: dict[str, Any]) -> str:
+        return self._write_bytes(path, json.dumps(body, indent=2, sort_keys=True).encode())
+
+    def _digest(self, path: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def _write_parquet(self, path: str, table: pa.Table) -> tuple[int, str]:
         buffer = io.BytesIO()

@@ -8,16 +8,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from verifiers import code as code_verifier
+from verifiers import countdown as countdown_verifier
+from verifiers import format as format_verifier
 from verifiers import math as math_verifier
+from verifiers import reasoning_gym as reasoning_gym_verifier
 from verifiers.verdict import Verdict
 
 VerifyFn = Callable[[str, Mapping[str, Any]], Verdict]
 
 VERIFIERS: dict[str, VerifyFn] = {
     "math": math_verifier.verify,
+    "code": code_verifier.verify,
+    "countdown": countdown_verifier.verify,
+    "reasoning_gym": reasoning_gym_verifier.verify,
+    "format": format_verifier.verify,
 }
 VERSIONS: dict[str, str] = {
     "math": math_verifier.VERSION,
+    "code": code_verifier.VERSION,
+    "countdown": countdown_verifier.VERSION,
+    "reasoning_gym": reasoning_gym_verifier.VERSION,
+    "format": format_verifier.VERSION,
 }
 
 

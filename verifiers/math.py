@@ -1,162 +1,115 @@
-"""Math answer verifier: extract the final answer from a completion and compare it with the gold answer.
+"""Math answer verifier: extract the final answer from a completion and decide if it equals the gold answer.
 
-What it does: extraction (`\\boxed{}` with nested braces, `<answer>` tags, GSM8K `####`, "the answer is",
-the last number), LaTeX/format normalisation, and exact comparison of numbers (integers, decimals,
-fractions, `\\frac`, mixed numbers, scientific notation, percentages) as `fractions.Fraction`, so
-0.5 == 1/2 == \\frac{1}{2} with no floating-point tolerance. Non-numeric gold answers match by
-normalised string; when they differ the verdict is "cannot judge" (`correct=None`), never a silent
-"wrong".
+What it does: `extract_answer` finds the answer (`verifiers.math_extract`), `normalize` cleans its text,
+`verifiers.math_parse` reads it with a restricted grammar into sympy objects, and `verifiers.math_equiv`
+decides equivalence (numbers, expressions, sets, intervals, tuples, root lists, equations, inequalities,
+matrices, words and choice letters). The gold answer goes through the same extraction, so a gold that is a
+full worked solution is judged by its boxed answer.
 
-What it does not do: symbolic equivalence (expressions, sets, intervals, equations). Model text is never
-evaluated: numbers are read by regular expressions with a digit bound, so no input can make a call slow.
+Verdicts: `correct=True/False` with reward 1.0/0.0; `correct=None` ("cannot judge", reward None) when the gold
+answer is missing or cannot be read as math or words. A prediction that cannot be read is wrong, not
+"cannot judge". Conventions where graders differ: `e` is Euler's number and `i` an ordinary symbol; `28\\%`
+equals 28 and 0.28; degrees and units are dropped; `a:b` is an ordered pair; see `verifiers.math_equiv`.
+
+What it does not do: run model text. No `eval`, `sympify` or `parse_expr` is ever called, and every size
+is bounded while parsing; the hard wall-clock limit per call is the pool's job (`verifiers.pool`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from fractions import Fraction
 from typing import Any
 
+from verifiers.math_equiv import canonical, equivalent
+from verifiers.math_extract import CleanAnswer, clean_answer
+from verifiers.math_extract import extract_answer as _extract_answer
+from verifiers.math_parse import ParseError, Text, TooLarge, parse_answer
 from verifiers.verdict import Verdict
 
 NAME = "math"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
-MAX_DIGITS = 1000  # longer literals are not numbers anyone grades; bounding them keeps every call cheap
-MAX_EXPONENT = 1000
-TAIL_CHARS = 4000  # answers sit at the end; only the tail of a runaway completion is searched
+MIN_APPROXIMATION_DIGITS = 6
+_DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
+_WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_GSM8K = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer)\s*(?:is|=|:)\s*[:\s]*([^\n]+?)\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE
-)
-_NUMBER_IN_TEXT = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)")
-_SCIENTIFIC = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:e|\\times10\^|\*10\^|×10\^)\{?([+-]?\d+)\}?", re.IGNORECASE)
-_SLASH_FRACTION = re.compile(r"([+-]?\d+)/(\d+)")
-_LATEX_FRACTION = re.compile(r"([+-]?)\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}")
-_MIXED_NUMBER = re.compile(r"([+-]?)(\d+)(?:\s+|\\,|(?=\\frac))(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
-_TEXT_MACRO = re.compile(r"\\(?:text|textbf|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
-_DROP_TOKENS = (r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\ ", "$", r"\(", r"\)", r"\[", r"\]")
+class GoldUnreadable(ValueError):
+    """The gold answer is neither math this verifier reads nor plain words."""
 
 
 def verify(completion: str, problem: Mapping[str, Any]) -> Verdict:
     gold = problem.get("answer")
     if gold is None or not str(gold).strip():
         return _verdict(None, None, "cannot judge: problem has no gold answer")
-    extracted = extract_answer(completion)
-    if extracted is None:
+    gold_answer = _extract_answer(str(gold)) or str(gold)
+    predicted = extract_answer(completion)
+    if predicted is None:
         return _verdict(False, None, "no answer found in completion")
-    gold_text, predicted_text = normalize(str(gold)), normalize(extracted)
-    gold_number = parse_number(gold_text)
-    if gold_number is None:
-        if gold_text.replace(" ", "") == predicted_text.replace(" ", ""):
-            return _verdict(True, extracted, "same text as the gold answer")
-        return _verdict(None, extracted, f"cannot judge: gold answer {gold_text!r} is not a number")
-    predicted_number = parse_number(predicted_text)
-    if predicted_number is None:
-        return _verdict(False, extracted, f"answer {predicted_text!r} is not a number")
-    if predicted_number == gold_number:
-        return _verdict(True, extracted, "equal numbers")
-    return _verdict(False, extracted, f"{predicted_text} != {gold_text}")
+    correct, reason = judge(gold_answer, predicted)
+    return _verdict(correct, predicted, reason)
 
 
 def extract_answer(completion: str) -> str | None:
-    """The final answer in a completion, by the first rule that finds one (most explicit first)."""
-    text = completion[-TAIL_CHARS:]
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        return boxed
-    for pattern in (_ANSWER_TAG, _GSM8K, _ANSWER_IS):
-        matches = pattern.findall(text)
-        if matches:
-            return matches[-1].strip()
-    stripped = text.strip()
-    if stripped and parse_number(normalize(stripped)) is not None:
-        return stripped
-    numbers = _NUMBER_IN_TEXT.findall(text)
-    return numbers[-1] if numbers else None
+    """The final answer in a completion, or None when it has none."""
+    return _extract_answer(completion)
 
 
 def normalize(answer: str) -> str:
-    """Canonical text of an answer: LaTeX spacing and wrappers, units of form, separators removed."""
-    text = answer.strip()
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        text = boxed
-    text = text.replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
-    while True:
-        unwrapped = _TEXT_MACRO.sub(r"\1", text)
-        if unwrapped == text:
-            break
-        text = unwrapped
-    for token in _DROP_TOKENS:
-        text = text.replace(token, "")
-    text = text.replace(r"\%", "%").replace(r"\$", "")
-    text = re.sub(r"\^\s*\{?\\circ\}?|°", "", text)
-    text = text.strip().rstrip(".").strip()
-    text = text.removesuffix("%").strip()
-    if _THOUSANDS.match(text):
-        text = text.replace(",", "")
-    return text
+    """The cleaned text of one answer (LaTeX spacing, wrappers, units, currency, separators removed)."""
+    return clean_answer(answer).text
 
 
-def parse_number(text: str) -> Fraction | None:
-    """An exact rational from a normalised answer, or None when it is not a plain number."""
-    if len(text) > MAX_DIGITS + 20:
+def judge(gold_answer: str, predicted_answer: str) -> tuple[bool | None, str]:
+    """Compare an extracted prediction with a gold answer: (correct or None for cannot judge, reason)."""
+    gold, predicted = clean_answer(gold_answer), clean_answer(predicted_answer)
+    if gold.text and _compact(gold.text) == _compact(predicted.text) and gold.percent == predicted.percent:
+        return True, "same text as the gold answer"
+    try:
+        gold_node = _read(gold)
+    except TooLarge as error:
+        return None, f"cannot judge: gold answer {gold.text[:80]!r} is too large ({error})"
+    except GoldUnreadable:
+        return None, f"cannot judge: gold answer {gold.text[:80]!r} cannot be parsed"
+    try:
+        predicted_node = _read(predicted, gold=False)
+    except TooLarge as error:
+        return False, f"answer {predicted.text[:80]!r} refused: {error}"
+    if equivalent(gold_node, predicted_node):
+        return True, "equivalent to the gold answer"
+    return False, f"{predicted.text[:80]!r} is not equivalent to {gold.text[:80]!r}"
+
+
+def _read(answer: CleanAnswer, gold: bool = True) -> Any:
+    try:
+        node = parse_answer(answer.text)
+    except TooLarge:
+        raise
+    except ParseError as error:
+        if not gold or _WORDS.fullmatch(answer.text):
+            return Text(answer.text)
+        raise GoldUnreadable(str(error)) from error
+    except RecursionError as error:
+        raise TooLarge("nested too deeply") from error
+    return canonical(node, answer.percent, _decimal_places(answer.text))
+
+
+def _decimal_places(text: str) -> int | None:
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
         return None
-    compact = text.replace(" ", "") if not _MIXED_NUMBER.fullmatch(text) else text
-    if _INTEGER.fullmatch(compact) or _DECIMAL.fullmatch(compact):
-        return Fraction(compact)
-    if match := _SLASH_FRACTION.fullmatch(compact):
-        return _fraction(match[1], match[2])
-    if match := _LATEX_FRACTION.fullmatch(compact):
-        value = _fraction(match[2], match[3])
-        return -value if value is not None and match[1] == "-" else value
-    if match := _MIXED_NUMBER.fullmatch(text):
-        numerator, denominator = (match[3], match[4]) if match[3] else (match[5], match[6])
-        part = _fraction(numerator, denominator)
-        if part is None:
-            return None
-        value = int(match[2]) + part
-        return -value if match[1] == "-" else value
-    if match := _SCIENTIFIC.fullmatch(compact):
-        exponent = int(match[2])
-        if abs(exponent) > MAX_EXPONENT:
-            return None
-        return Fraction(match[1]) * Fraction(10) ** exponent
-    return None
+    significant = text.lstrip("+-").replace(".", "").lstrip("0")
+    return len(match.group(1)) if len(significant) >= MIN_APPROXIMATION_DIGITS else None
 
 
-def _fraction(numerator: str, denominator: str) -> Fraction | None:
-    if int(denominator) == 0:
-        return None
-    return Fraction(int(numerator), int(denominator))
-
-
-def _last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}`, honouring nested braces; None if absent or unclosed."""
-    starts = [match.end() for match in _BOXED.finditer(text)]
-    if not starts:
-        return None
-    start = starts[-1]
-    depth = 1
-    for index in range(start, len(text)):
-        if text[index] == "{":
-            depth += 1
-        elif text[index] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:index].strip()
-    return None
+def _compact(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 def _verdict(correct: bool | None, extracted: str | None, reason: str) -> Verdict:
     reward = None if correct is None else float(correct)
     return Verdict(correct, reward, extracted, reason, NAME, VERSION)
+
+
+__all__ = ["NAME", "VERSION", "extract_answer", "judge", "normalize", "verify"]

@@ -78,5 +78,5 @@ def test_unknown_verifier_name(tmp_path: Path) -> None:
     config = _dataset_config(tmp_path, [{"prompt": "1+1=", "answer": "2"}], domain="chess")
     result = _flywheel("run", str(config), cwd=tmp_path)
     assert result.returncode == 2
-    assert "problems.dataset.domain: unknown verifier 'chess'; known: math" in result.stderr
+    assert "problems.dataset.domain: unknown verifier 'chess'; known: code, countdown, format, math" in result.stderr
     assert not (tmp_path / "runs").exists()

@@ -1,17 +1,30 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pytest
 
-from configs import ArithmeticConfig
+from configs import ArithmeticConfig, VerifyConfig
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic
 from stages.sample import TRACES_SCHEMA
-from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
-from verifiers import UnknownVerifierError
+from stages.verify import (
+    FLIPS_SCHEMA,
+    VERDICT_CACHE_SCHEMA,
+    VERIFIED_TRACES_SCHEMA,
+    cache_from_table,
+    cache_table,
+    rescore_traces,
+    verify_traces,
+)
+from tests.verifiers import slow_verifiers
+from verifiers import VERIFIERS, VERSIONS, UnknownVerifierError
+from verifiers.cache import VerdictCache
+from verifiers.pool import VerifierPool
 
 
-def _problems() -> pa.Table:
-    return generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=1, n_train=2), seed=0)
+def _problems(n_train: int = 2) -> pa.Table:
+    return generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=1, n_train=n_train), seed=0)
 
 
 def _traces(problems: pa.Table, completions: list[str]) -> pa.Table:
@@ -19,7 +32,7 @@ def _traces(problems: pa.Table, completions: list[str]) -> pa.Table:
         {
             "round": 1,
             "problem_id": problem["problem_id"],
-            "sample_idx": 0,
+            "sample_idx": index,
             "model_ref": "m",
             "prompt": problem["prompt"],
             "completion": completion,
@@ -27,9 +40,15 @@ def _traces(problems: pa.Table, completions: list[str]) -> pa.Table:
             "finish_reason": "stop",
             "seed": 1,
         }
-        for problem, completion in zip(problems.to_pylist(), completions, strict=True)
+        for index, (problem, completion) in enumerate(zip(problems.to_pylist(), completions, strict=True))
     ]
     return pa.Table.from_pylist(rows, schema=TRACES_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[VerifierPool]:
+    with VerifierPool(workers=2, timeout_s=1.0) as live:
+        yield live
 
 
 def test_every_trace_gets_a_verdict_from_its_domain_verifier() -> None:
@@ -41,6 +60,68 @@ def test_every_trace_gets_a_verdict_from_its_domain_verifier() -> None:
     assert set(verified.column("verifier").to_pylist()) == {"math"}
 
 
+def test_config_and_open_pool_give_the_same_verdicts(pool: VerifierPool) -> None:
+    problems = _problems()
+    answers = problems.column("answer").to_pylist()
+    traces = _traces(problems, [f"\\boxed{{{answers[0]}}}", "so 7", f"The answer is {answers[2]}."])
+    with_config = verify_traces(traces, problems, config=VerifyConfig(workers=1, timeout_s=2.0))
+    with_pool = verify_traces(traces, problems, pool=pool)
+    assert with_config.equals(with_pool)
+    assert with_pool.column("correct").to_pylist()[::2] == [True, True]
+
+
+def test_same_extracted_answer_is_judged_once_and_cached(pool: VerifierPool) -> None:
+    problems = _problems(n_train=2)
+    problem = problems.slice(0, 1)
+    answer = problem.column("answer")[0].as_py()
+    completions = [f"Work {i}. So \\boxed{{{answer}}}" for i in range(3)]
+    traces = _traces(pa.concat_tables([problem] * 3), completions)
+    cache = VerdictCache()
+    verified = verify_traces(traces, problems, pool=pool, cache=cache)
+    assert verified.column("correct").to_pylist() == [True] * 3
+    assert len(cache) == 1
+    table = cache_table(cache)
+    assert table.schema == VERDICT_CACHE_SCHEMA and table.num_rows == 1
+    assert len(cache_from_table(table)) == 1
+
+
+def test_timeout_comes_back_as_a_timed_out_verdict(pool: VerifierPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(VERIFIERS, "sleepy", slow_verifiers.sleepy)
+    monkeypatch.setitem(VERSIONS, "sleepy", "1")
+    rows = _problems().to_pylist()[:2]
+    rows[0]["domain"] = "sleepy"
+    problems = pa.Table.from_pylist(rows, schema=PROBLEMS_SCHEMA)
+    verified = verify_traces(_traces(problems, ["30", rows[1]["answer"]]), problems, pool=pool)
+    assert verified.column("timed_out").to_pylist() == [True, False]
+    assert verified.column("correct").to_pylist() == [False, True]
+
+
+def test_rescore_reports_flips_after_a_verifier_upgrade(pool: VerifierPool) -> None:
+    problems = _problems()
+    answers = problems.column("answer").to_pylist()
+    verified = verify_traces(_traces(problems, [answers[0], "wrong", answers[2]]), problems, pool=pool)
+    rows = verified.to_pylist()
+    rows[1] = replace_row(rows[1], correct=True, reward=1.0, verifier_version="0.0.1")
+    old = pa.Table.from_pylist(rows, schema=VERIFIED_TRACES_SCHEMA)
+    rescored, flips = rescore_traces(old, problems, pool=pool)
+    assert rescored.column("correct").to_pylist() == [True, False, True]
+    assert flips.schema == FLIPS_SCHEMA
+    assert flips.to_pylist() == [
+        {
+            "problem_id": rows[1]["problem_id"],
+            "sample_idx": 1,
+            "old_correct": True,
+            "new_correct": False,
+            "old_version": "0.0.1",
+            "new_version": VERSIONS["math"],
+        }
+    ]
+
+
+def replace_row(row: dict, **changes: object) -> dict:
+    return {**row, **changes}
+
+
 def test_unknown_domain_names_problem_and_field() -> None:
     problems = _problems()
     rows = problems.to_pylist()
@@ -48,3 +129,14 @@ def test_unknown_domain_names_problem_and_field() -> None:
     odd = pa.Table.from_pylist(rows, schema=PROBLEMS_SCHEMA)
     with pytest.raises(UnknownVerifierError, match=f"problem {rows[0]['problem_id']}, field 'domain'"):
         verify_traces(_traces(odd, ["1", "2", "3"]), odd)
+
+
+def test_format_weight_adds_the_format_reward_without_changing_correctness() -> None:
+    from configs import VerifyConfig
+
+    problems = _problems()
+    answers = problems.column("answer").to_pylist()
+    completions = [f"<think>add</think>{answers[0]}", answers[1], f"<think>x</think>{answers[2]}0"]
+    verified = verify_traces(_traces(problems, completions), problems, config=VerifyConfig(format_weight=0.5))
+    assert verified.column("correct").to_pylist() == [True, True, False]
+    assert verified.column("reward").to_pylist() == [1.5, 1.0, 0.5]

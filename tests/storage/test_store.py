@@ -71,17 +71,64 @@ def test_commit_refuses_when_a_listed_file_is_missing(store: RunStore) -> None:
     assert store.head() is None
 
 
-def test_committed_rounds_are_immutable_and_unfinished_ones_are_archived(store: RunStore) -> None:
+def test_committed_rounds_are_immutable(store: RunStore) -> None:
     store.begin_round(0)
     store.commit(0, {}, [store.write_table(0, "dataset", _table())])
     with pytest.raises(StoreError, match="round 0 is committed and immutable"):
         store.begin_round(0)
+
+
+def test_progress_journal_of_an_open_round(store: RunStore) -> None:
     store.begin_round(1)
-    store.write_table(1, "dataset", _table(4))
-    store.begin_round(1)  # a crashed attempt: set aside, not deleted
-    archived = [p for p in store.fs.find(store.path("archive")) if p.endswith("dataset.parquet")]
-    assert len(archived) == 1 and "r0001-unfinished" in archived[0]
-    assert not store.fs.exists(store.round_path(1, "dataset.parquet"))
+    assert store.open_rounds() == [1]
+    record = store.write_table(1, "problems", _table())
+    store.record_stage(1, "select", [record], {"problems": 3.0}, 0.5)
+    part = store.write_traces_part(1, 0, _table(2))
+    store.record_shard(1, "traces", 0, part, {"sample": 1.0})
+    progress = store.read_progress(1)
+    assert progress["stages"]["select"]["metrics"] == {"problems": 3.0}
+    assert progress["shards"]["traces"]["0"]["file"]["sha256"] == part.sha256
+    assert store.check_files(1, [record, part]) is None
+    store.forget_stages(1, ["select"])
+    assert store.read_progress(1)["stages"] == {}
+
+
+def test_check_files_detects_missing_and_modified_files(store: RunStore) -> None:
+    store.begin_round(1)
+    record = store.write_traces_part(1, 0, _table())
+    path = store.round_path(1, record.path)
+    with store.fs.open(path, "rb") as handle:
+        data = handle.read()
+    with store.fs.open(path, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    assert "does not match its recorded sha256" in (store.check_files(1, [record]) or "")
+    store.fs.rm(path)
+    assert "is missing" in (store.check_files(1, [record]) or "")
+
+
+def test_rollback_archives_later_rounds_and_moves_head(store: RunStore) -> None:
+    for round_id in (0, 1, 2):
+        store.begin_round(round_id)
+        store.commit(round_id, {}, [store.write_table(round_id, "dataset", _table(round_id + 1))])
+    store.begin_round(3)  # an open round is set aside too
+    moved = store.rollback(1)
+    assert store.head() == 1 and store.committed_rounds() == [0, 1] and store.open_rounds() == []
+    assert [path.rsplit("/", 1)[-1] for path in moved] == ["r0002", "r0003"]
+    archived = store.archived()
+    assert len(archived) == 2 and archived[0].endswith("/r0002")
+    assert any(p.endswith("r0002/dataset.parquet") for p in store.fs.find(store.path("archive")))
+    with pytest.raises(StoreError, match="not committed"):
+        store.rollback(5)
+    store.rollback(0, purge=True)
+    assert store.committed_rounds() == [0] and len(store.archived()) == 2
+
+
+def test_repair_head_points_at_the_newest_committed_round(store: RunStore) -> None:
+    store.begin_round(0)
+    store.commit(0, {}, [store.write_table(0, "dataset", _table())])
+    store.fs.rm(store.path("HEAD"))
+    assert store.head() is None
+    assert store.repair_head() == 0 and store.head() == 0
 
 
 def test_creating_an_existing_run_is_refused(store: RunStore) -> None:

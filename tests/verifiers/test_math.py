@@ -1,3 +1,5 @@
+"""Regression tables for the math verifier, written in the style of real model outputs, plus hostile inputs."""
+
 from __future__ import annotations
 
 import time
@@ -5,79 +7,210 @@ import time
 import pytest
 
 from verifiers import VERIFIERS, UnknownVerifierError, get_verifier
-from verifiers.math import extract_answer, normalize, parse_number, verify
+from verifiers.math import VERSION, extract_answer, judge, normalize, verify
 
-# (completion, gold, expected correct)
-CASES = [
-    ("46", "46", True),
-    ("47", "46", False),
-    ("The sum is 12. So the answer is 46.", "46", True),
-    ("We get \\boxed{\\frac{1}{2}}", "0.5", True),
-    ("\\boxed{\\dfrac{3}{4}}", "3/4", True),
-    ("nested \\boxed{\\frac{10}{\\left(2\\right)}} no", "5", False),
-    ("Natalia sold 48/2 = 24 clips in May.\n#### 72", "72", True),
-    ("<think>2+2</think><answer>4</answer>", "4", True),
-    ("Total: $1,234.", "1234", True),
-    ("\\boxed{50\\%}", "50", True),
-    ("\\boxed{90^\\circ}", "90", True),
-    ("\\boxed{\\text{5}}", "5", True),
-    ("the answer is 2 1/2", "5/2", True),
-    ("\\boxed{-\\frac{7}{2}}", "-3.5", True),
-    ("\\boxed{1.5e3}", "1500", True),
-    ("1500.0", "1500", True),
-    ("I think it is 3 or maybe 4", "4", True),
-    ("no digits here", "4", False),
-]
+# category -> (completion, gold, expected correct)
+TABLES: dict[str, list[tuple[str, str, bool]]] = {
+    "numbers": [
+        ("So she has 3,250 marbles.\n#### 3,250", "3250", True),
+        ("The total is \\boxed{12,\\!480}.", "12480", True),
+        ("\\boxed{0.250}", "1/4", True),
+        ("\\boxed{-007}", "-7", True),
+        ("\\boxed{2.5\\times 10^{3}}", "2500", True),
+        ("\\boxed{\\$4.50}", "4.5", True),
+        ("The answer is 71.", "17", False),
+        ("Therefore the answer is 1 500 dollars.", "1500", True),
+        ("\\boxed{1e-3}", "0.001", False),  # `e` is Euler's number, not an exponent marker
+    ],
+    "fractions": [
+        ("\\boxed{\\dfrac{6}{8}}", "\\frac34", True),
+        ("Thus the probability is $\\boxed{\\tfrac{5}{12}}$.", "5/12", True),
+        ("\\boxed{2\\frac{1}{4}}", "9/4", True),
+        ("\\boxed{0.4166667}", "\\frac{5}{12}", True),  # 7 significant digits: accepted as a rounding
+        ("\\boxed{0.42}", "\\frac{5}{12}", False),  # 2 significant digits: must be exact
+        ("\\boxed{\\frac{5}{13}}", "\\frac{5}{12}", False),
+    ],
+    "latex and free form": [
+        ("We get $y = 7$, so the value is \\(7\\).", "7", True),
+        ("Hence \\[ \\boxed{\\left(\\frac{1}{2}\\right)} \\]", "0.5", True),
+        ("It takes 45 minutes. I hope it is correct.", "45", True),
+        ("Final Answer: The final answer is $\\frac{\\sqrt{2}}{2}$. I hope it is correct.", "\\frac{1}{\\sqrt2}", True),
+        ("答案是 36", "36", True),
+        ("La réponse est 12 euros.", "12", True),
+        ("Step 1: 3 + 4 = 7.\nStep 2: 7 * 2 = 14.", "14", True),
+        ("Step 1: 3 + 4 = 7.\nStep 2: 7 * 2 = 14.", "7", False),
+    ],
+    "units and percent": [
+        ("\\boxed{36\\text{ cm}^2}", "36", True),
+        ("The car travels $\\boxed{90 \\text{ km}}$.", "90 km", True),
+        ("\\boxed{45^\\circ}", "45", True),
+        ("\\boxed{12.5\\%}", "12.5", True),
+        ("\\boxed{0.125}", "12.5\\%", True),
+        ("\\boxed{13\\%}", "12.5\\%", False),
+    ],
+    "expressions": [
+        ("\\boxed{(a+b)^2}", "a^2+2ab+b^2", True),
+        ("\\boxed{(a+b)^2}", "a^2+b^2", False),
+        ("\\boxed{\\frac{2}{x-1}-\\frac{2}{x+1}}", "\\frac{4}{x^2-1}", True),
+        ("\\boxed{2\\sin t\\cos t}", "\\sin(2t)", True),
+        ("\\boxed{\\sqrt{8}}", "2\\sqrt2", True),
+        ("\\boxed{\\sqrt{t^2}}", "t", False),
+        ("\\boxed{\\ln(xy)}", "\\ln x+\\ln y", True),
+        ("\\boxed{e^{i\\pi}}", "-1", False),  # `i` is a symbol here, not the imaginary unit
+        ("\\boxed{\\binom{6}{2}}", "15", True),
+        ("\\boxed{5!}", "120", True),
+        ("\\boxed{\\log_2 32}", "5", True),
+        ("\\boxed{\\sqrt[3]{-27}}", "-3", True),
+        ("\\boxed{\\pi r^2 h/3}", "\\frac{1}{3}\\pi r^2h", True),
+    ],
+    "sets, intervals, tuples": [
+        ("\\boxed{(-\\infty, 2] \\cup (5, \\infty)}", "(-\\infty,2]\\cup(5,\\infty)", True),
+        ("\\boxed{(-\\infty, 2) \\cup (5, \\infty)}", "(-\\infty,2]\\cup(5,\\infty)", False),
+        ("\\boxed{\\{3, -1\\}}", "\\{-1, 3\\}", True),
+        ("\\boxed{(3, -1)}", "(-1, 3)", False),
+        ("The roots are $x = 2$ and $x = -5$.", "-5, 2", True),
+        ("\\boxed{x = 2 \\pm \\sqrt{3}}", "2+\\sqrt3, 2-\\sqrt3", True),
+        ("\\boxed{(1, 2), (2, 1)}", "(2,1),(1,2)", True),
+        ("\\boxed{(1, 2), (2, 2)}", "(2,1),(1,2)", False),
+        ("\\boxed{\\emptyset}", "\\varnothing", True),
+    ],
+    "equations and inequalities": [
+        ("\\boxed{y = 3x - 2}", "3x - y = 2", True),
+        ("\\boxed{y = 3x + 2}", "3x - y = 2", False),
+        ("\\boxed{m = 4}", "4", True),
+        ("\\boxed{t > -3}", "(-3, \\infty)", True),
+        ("\\boxed{3 - t < 6}", "t > -3", True),
+        ("\\boxed{t \\geq -3}", "t > -3", False),
+        ("\\boxed{-1 < x \\le 4}", "(-1, 4]", True),
+        ("\\boxed{x^2 < 9}", "-3 < x < 3", True),
+    ],
+    "matrices": [
+        ("\\boxed{\\begin{pmatrix} 2 & 0 \\\\ 0 & 2 \\end{pmatrix}}", "\\begin{bmatrix}2&0\\\\0&2\\end{bmatrix}", True),
+        (
+            "\\boxed{2\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}}",
+            "\\begin{pmatrix}2&0\\\\0&2\\end{pmatrix}",
+            True,
+        ),
+        ("\\boxed{\\begin{pmatrix} 2 \\\\ 0 \\end{pmatrix}}", "\\begin{pmatrix}2&0\\end{pmatrix}", False),
+    ],
+    "text and choices": [
+        ("The correct option is \\boxed{\\text{(B)}}.", "B", True),
+        ("\\boxed{\\textbf{D}}", "B", False),
+        ("\\boxed{\\text{Tuesday}}", "tuesday", True),
+        ("\\boxed{\\text{never}}", "always", False),
+    ],
+}
+CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
 
-@pytest.mark.parametrize(("completion", "gold", "expected"), CASES)
-def test_math_verdicts(completion: str, gold: str, expected: bool) -> None:
+@pytest.mark.parametrize(("category", "completion", "gold", "expected"), CASES)
+def test_regression_table(category: str, completion: str, gold: str, expected: bool) -> None:
     verdict = verify(completion, {"answer": gold})
-    assert verdict.correct is expected, verdict.reason
+    assert verdict.correct is expected, f"{category}: {verdict.reason} (extracted {verdict.extracted!r})"
     assert verdict.reward == float(expected)
-    assert verdict.verifier == "math" and verdict.verifier_version
+    assert verdict.verifier == "math" and verdict.verifier_version == VERSION and not verdict.timed_out
 
 
-def test_extraction_prefers_the_last_boxed_answer_with_nested_braces() -> None:
-    assert extract_answer("first \\boxed{1} then \\boxed{\\frac{2}{3}}") == "\\frac{2}{3}"
+def test_extraction_rules_in_order() -> None:
+    assert extract_answer("first \\boxed{1} then, after checking, \\boxed{\\frac{2}{3}}") == "\\frac{2}{3}"
+    assert extract_answer("x = \\boxed{3} and y = \\boxed{4}") == "3, 4"
+    assert extract_answer("We try \\boxed{3}.\n\nActually that fails. So \\boxed{4}") == "4"
+    assert extract_answer("<think>maybe 3</think><answer>4</answer>") == "4"
+    assert extract_answer("so 12 apples.\n#### 12") == "12"
     assert extract_answer("unclosed \\boxed{12") == "12"
+    assert extract_answer("No digits here.\nJust words, and more words about nothing at all.") is None
+    assert extract_answer("odd") == "odd"
 
 
-def test_normalisation_strips_latex_wrappers() -> None:
+def test_normalisation() -> None:
     assert normalize("$\\left( 3 \\right)$") == "( 3 )"
     assert normalize("\\text{\\textbf{7}}") == "7"
+    assert normalize("1,234,567") == "1234567"
+    assert normalize("15 \\text{ cm}^2") == "15"
 
 
-def test_gold_that_is_not_a_number_cannot_be_judged_unless_identical() -> None:
-    unjudged = verify("x^2+1", {"answer": "1+x^2"})
-    assert unjudged.correct is None and unjudged.reward is None
-    assert "cannot judge" in unjudged.reason
-    same = verify("\\boxed{x^2 + 1}", {"answer": "x^2+1"})
-    assert same.correct is True
-
-
-def test_missing_gold_cannot_be_judged() -> None:
+def test_gold_that_cannot_be_parsed_is_cannot_judge() -> None:
+    verdict = verify("\\boxed{3}", {"answer": "\\unknownmacro{3}"})
+    assert verdict.correct is None and verdict.reward is None and "cannot judge" in verdict.reason
     assert verify("4", {"answer": None}).correct is None
     assert verify("4", {}).correct is None
 
 
-def test_model_text_is_never_evaluated() -> None:
-    started = time.perf_counter()
-    verdict = verify("\\boxed{__import__('time').sleep(5)}", {"answer": "0"})
-    assert verdict.correct is False
-    assert time.perf_counter() - started < 1.0
+def test_a_prediction_without_answer_is_wrong() -> None:
+    verdict = verify("", {"answer": "3"})
+    assert verdict.correct is False and verdict.extracted is None
 
 
-def test_huge_inputs_are_bounded() -> None:
-    assert parse_number("9" * 5000) is None
-    assert parse_number("1e100000") is None
+# ------------------------------------------------------------------------------------------ hostile inputs
+
+HOSTILE = [
+    "\\boxed{__import__('os').system('touch /tmp/flywheel-pwned')}",
+    "\\boxed{().__class__.__base__.__subclasses__()}",
+    "\\boxed{eval('1+1')}",
+    "\\boxed{lambda: 2}",
+    "\\boxed{2^{2^{2^{2^{2^{2^{2}}}}}}}",
+    "\\boxed{9^{9^{9^{9}}}}",
+    "\\boxed{10^{10^{100}}}",
+    "\\boxed{(10^{6})!}",
+    "\\boxed{100000!}",
+    "\\boxed{\\binom{10^{9}}{5000}}",
+    "\\boxed{" + "9" * 100_000 + "}",
+    "\\boxed{" + "(" * 5000 + "1" + ")" * 5000 + "}",
+    "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}",
+    "\\boxed{" + "\\sqrt{" * 500 + "2" + "}" * 500 + "}",
+    "\\boxed{" + "x^" * 3000 + "x}",
+    "\\boxed{" + "1+" * 50_000 + "1}",
+    "a" * 100_000,
+    "$" * 50_000 + "1",
+    "\\boxed{" * 20_000,
+    "\\boxed{\\sum_{k=1}^{10^{12}} k}",
+    "\\boxed{\\begin{pmatrix}" + " & ".join(["1"] * 1000) + "\\end{pmatrix}}",
+    "\\boxed{NaN}",
+    "\\boxed{nan}",
+    "\\boxed{\\infty}",
+    "\\boxed{-\\infty}",
+    "\\boxed{0/0}",
+    "\\boxed{\\frac{1}{0}}",
+]
+
+
+@pytest.mark.parametrize("completion", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_predictions_are_wrong_quickly_and_never_run(completion: str) -> None:
     started = time.perf_counter()
-    verdict = verify("1" * 200_000, {"answer": "1"})
-    assert verdict.correct is False
+    verdict = verify(completion, {"answer": "2"})
+    assert verdict.correct is False, verdict.reason
+    assert time.perf_counter() - started < 3.0
+
+
+def test_infinity_and_nan_golds() -> None:
+    assert verify("\\boxed{\\infty}", {"answer": "\\infty"}).correct is True
+    assert verify("\\boxed{-\\infty}", {"answer": "\\infty"}).correct is False
+    assert verify("\\boxed{5}", {"answer": "NaN"}).correct is not True
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "expected"),
+    [
+        ("\\boxed{１２}", "12", True),  # full-width digits are digits (NFKC)
+        ("\\boxed{−5}", "-5", True),  # unicode minus sign
+        ("\\boxed{٣}", "3", False),  # Arabic-Indic digit: not read as 3
+        ("\\boxed{х+1}", "x+1", False),  # Cyrillic х is not the Latin x
+        ("\\boxed{2×3}", "6", True),
+        ("\\boxed{x²}", "x^2", True),
+    ],
+)
+def test_unicode_look_alikes(completion: str, gold: str, expected: bool) -> None:
+    assert verify(completion, {"answer": gold}).correct is expected
+
+
+def test_huge_gold_is_cannot_judge_not_a_hang() -> None:
+    started = time.perf_counter()
+    correct, reason = judge("2^{2^{2^{2^{2^{2}}}}}", "3")
+    assert correct is None and "too large" in reason
     assert time.perf_counter() - started < 1.0
 
 
 def test_registry_names_known_verifiers_on_unknown_name() -> None:
     assert get_verifier("math") is VERIFIERS["math"]
-    with pytest.raises(UnknownVerifierError, match="unknown verifier 'chess'.*known verifiers: math"):
+    with pytest.raises(UnknownVerifierError, match="unknown verifier 'chess'.*known verifiers: .*math"):
         get_verifier("chess")

@@ -1,0 +1,100 @@
+"""A verification cache keyed by (verifier, verifier version, answer key, gold), held in memory as rows.
+
+What it does: `answer_key` reduces a completion to what its verdict depends on (for math: the extracted final
+answer, so sixteen samples that all end in `\\boxed{42}` are judged once; for other verifiers: the whole
+completion). `VerdictCache` stores verdicts under those keys and converts to and from plain rows (one dict
+per entry) so that the run store can persist it as a table. Timed-out verdicts are never stored: a timeout
+says nothing about the answer. `flipped` compares old and new verdicts after a verifier upgrade.
+
+What it does not do: read or write files (persisting the rows is the run store's job) or run verifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from verifiers import math as math_verifier
+from verifiers.verdict import Verdict
+
+CACHE_FIELDS = ("verifier", "verifier_version", "answer_key", "gold", "correct", "reward", "extracted", "reason")
+_NO_ANSWER = "\x00no answer"
+
+
+def answer_key(verifier: str, completion: str) -> str:
+    """What a verdict of `verifier` depends on, besides the problem."""
+    if verifier == math_verifier.NAME:
+        extracted = math_verifier.extract_answer(completion)
+        return _NO_ANSWER if extracted is None else extracted
+    return completion
+
+
+def gold_key(problem: Mapping[str, Any]) -> str:
+    """The gold side of a problem: its answer, or its tests when it has no answer (code problems)."""
+    answer = problem.get("answer")
+    if answer is not None:
+        return str(answer)
+    return json.dumps(problem.get("tests"), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Flip:
+    """One verdict that changed between two verifier versions."""
+
+    index: int
+    old_correct: bool | None
+    new_correct: bool | None
+    old_version: str
+    new_version: str
+
+
+class VerdictCache:
+    """Verdicts by (verifier, version, answer key, gold); a plain dict with row conversion."""
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._entries: dict[tuple[str, str, str, str], Verdict] = {}
+        for number, row in enumerate(rows):
+            missing = [name for name in CACHE_FIELDS if name not in row]
+            if missing:
+                raise ValueError(f"verdict cache row {number}: missing field(s) {', '.join(missing)}")
+            verdict = Verdict(
+                row["correct"], row["reward"], row["extracted"], row["reason"], row["verifier"], row["verifier_version"]
+            )
+            self._entries[(row["verifier"], row["verifier_version"], row["answer_key"], row["gold"])] = verdict
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, verifier: str, version: str, key: str, gold: str) -> Verdict | None:
+        return self._entries.get((verifier, version, key, gold))
+
+    def put(self, key: str, gold: str, verdict: Verdict) -> None:
+        if verdict.timed_out:
+            return
+        self._entries[(verdict.verifier, verdict.verifier_version, key, gold)] = verdict
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for (verifier, version, key, gold), verdict in self._entries.items():
+            fields = asdict(verdict)
+            rows.append(
+                {"verifier": verifier, "verifier_version": version, "answer_key": key, "gold": gold}
+                | {name: fields[name] for name in ("correct", "reward", "extracted", "reason")}
+            )
+        return rows
+
+
+def flipped(old: Sequence[Verdict], new: Sequence[Verdict]) -> list[Flip]:
+    """The positions whose `correct` changed between two verdict lists of the same traces."""
+    if len(old) != len(new):
+        raise ValueError(f"cannot compare {len(old)} old verdicts with {len(new)} new ones")
+    return [
+        Flip(index, before.correct, after.correct, before.verifier_version, after.verifier_version)
+        for index, (before, after) in enumerate(zip(old, new, strict=True))
+        if before.correct != after.correct
+    ]
+
+
+__all__ = ["CACHE_FIELDS", "Flip", "VerdictCache", "answer_key", "flipped", "gold_key"]

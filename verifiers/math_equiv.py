@@ -1,0 +1,502 @@
+"""Decide whether two parsed math answers are equivalent.
+
+What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms and compares them:
+- numbers exactly as rationals; expressions by evaluation at fixed random points (some all-positive, some with
+  negative values) at 50 significant digits; points where either side is undefined or not real are skipped, so
+  `\\log(a^2 b)` equals `2\\log a + \\log b` on their common real domain, while `\\sqrt{x^2}` differs from `x`.
+- a decimal literal with at least 6 significant digits equals an exact value that rounds to it
+  (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3).
+- percent: `28\\%` equals 28 and 0.28.
+- tuples in order; bare lists (`1, 2`), set literals and `±` answers as unordered collections; intervals and
+  unions as sets; inequalities in one variable by their solution sets (`-x > -1` = `x < 1`); equations by
+  proportional `lhs - rhs`; `x = 3` against `3` by its right side when the left side is a plain name; chains of
+  equalities by their last side; matrices entry by entry; words by their letters, case-insensitively.
+
+What it does not do: prove identities symbolically. Agreement at every sampled point is taken as equality, a
+documented convention of this verifier (as with graders that sample points); every evaluation is bounded by
+the parser's size limits and by the caller's timeout.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from verifiers.math_parse import (
+    PLUS_MINUS,
+    AnswerList,
+    Bracketed,
+    ParseError,
+    Ratio,
+    Relation,
+    Scalar,
+    SetValue,
+    Text,
+    as_set,
+)
+
+PRECISION = 50
+RELATIVE_TOLERANCE = sympy.Float("1e-30", PRECISION)
+MIN_VALID_POINTS = 3
+MAX_ITEMS = 200
+
+_POSITIVE_VALUES = [sympy.Rational(n, d) for n, d in [(7, 5), (13, 6), (5, 7), (17, 4), (9, 11), (23, 7), (3, 13),
+                                                      (11, 3), (29, 10), (19, 17), (31, 9), (2, 19)]]  # fmt: skip
+_MIXED_VALUES = [sympy.Rational(n, d) for n, d in [(-7, 3), (5, 4), (-11, 7), (-2, 9), (17, 5), (-13, 4), (8, 11),
+                                                   (-19, 6), (3, 7), (-5, 13), (27, 8), (-9, 5)]]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """`x = 3`, `(p, q) = (3, 2)`, `f(x) = 1`: a value given a name; compared by its value."""
+
+    label: Any
+    value: Any
+
+
+@dataclass(frozen=True)
+class Equation:
+    difference: Any  # lhs - rhs
+
+
+def canonical(node: Any, percent: bool = False, decimal_places: int | None = None) -> Any:
+    """The comparable form of a parsed answer."""
+    if isinstance(node, Scalar):
+        return node
+    if isinstance(node, sympy.Basic | sympy.MatrixBase) and not isinstance(node, sympy.Set):
+        if isinstance(node, sympy.Expr) and node.has(PLUS_MINUS):
+            return AnswerList(tuple(Scalar(node.subs(PLUS_MINUS, sign), percent) for sign in (1, -1)))
+        return Scalar(node, percent, decimal_places)
+    if isinstance(node, sympy.Set):
+        return SetValue(node)
+    if isinstance(node, AnswerList):
+        items: list[Any] = []
+        for item in node.items:
+            reduced = canonical(item, percent)
+            if isinstance(reduced, AnswerList):
+                items.extend(reduced.items)
+            elif isinstance(reduced, Assignment) and isinstance(reduced.value, AnswerList):
+                items.extend(Assignment(reduced.label, value) for value in reduced.value.items)
+            else:
+                items.append(reduced)
+        if len(items) > MAX_ITEMS:
+            raise ParseError("too many answers in a list")
+        return items[0] if len(items) == 1 else AnswerList(tuple(items))
+    if isinstance(node, Bracketed):
+        if node.opening == "{":
+            return canonical(AnswerList(node.items), percent)
+        if (node.opening, node.closing) in (("[", ")"), ("(", "]")):
+            try:
+                return SetValue(as_set(node))
+            except ParseError:
+                pass
+        return Bracketed(node.opening, node.closing, tuple(canonical(item) for item in node.items))
+    if isinstance(node, Ratio):
+        return Ratio(tuple(canonical(part) for part in node.parts))
+    if isinstance(node, Relation):
+        return _canonical_relation(node, percent)
+    return node
+
+
+def _canonical_relation(node: Relation, percent: bool) -> Any:
+    ops, parts = node.ops, node.parts
+    if all(op in ("=", "approx") for op in ops):
+        if all(_is_expression(part) and not part.free_symbols for part in parts):
+            return canonical(parts[0] if "approx" in ops else parts[-1], percent)
+        if len(parts) >= 3:
+            return canonical(Relation((parts[0], parts[-1]), ("=",)) if is_label(parts[0]) else parts[-1], percent)
+        left, right = parts
+        if is_label(left):
+            return Assignment(left, canonical(right, percent))
+        if _is_expression(left) and _is_expression(right):
+            return Equation(left - right)
+        return node
+    if ops == ("in",) and is_label(parts[0]):
+        try:
+            return SetValue(as_set(parts[1]))
+        except ParseError:
+            return canonical(parts[1], percent)
+    solved = _solution_set(node)
+    return SetValue(solved) if solved is not None and solved is not sympy.S.EmptySet else node
+
+
+def _is_expression(value: Any) -> bool:
+    return isinstance(value, sympy.Expr) and not value.has(PLUS_MINUS)
+
+
+def is_label(node: Any) -> bool:
+    """A plain name on the left of `=`: `x`, `a_3`, `f(x)`, `|AB|`, `\\frac{NO}{BO}`, `(p, q)`, `A:B`."""
+    if isinstance(node, Bracketed):
+        return node.opening == "(" and all(is_label(item) for item in node.items)
+    if isinstance(node, Ratio):
+        return all(is_label(part) for part in node.parts)
+    if isinstance(node, sympy.Symbol):
+        return node != PLUS_MINUS
+    if isinstance(node, sympy.Abs):
+        return is_label(node.args[0])
+    if isinstance(node, sympy.Mul):
+        return all(
+            is_label(factor) or (isinstance(factor, sympy.Pow) and factor.exp == -1 and is_label(factor.base))
+            for factor in node.args
+        )
+    return False
+
+
+# --------------------------------------------------------------------------------------------- inequalities
+
+_RELATIONALS = {"<": sympy.Lt, ">": sympy.Gt, "<=": sympy.Le, ">=": sympy.Ge}
+
+
+def _solution_set(node: Relation) -> Any:
+    """The real solution set of an inequality (chain) in one unknown, or None."""
+    parts, ops = node.parts, node.ops
+    if not all(_is_expression(part) for part in parts):
+        return None
+    if ops == ("!=",):
+        return _not_equal_set(parts[0], parts[1])
+    if not all(op in _RELATIONALS for op in ops):
+        return None
+    if len(parts) == 3 and len(parts[1].free_symbols) != 1 and is_label(parts[1]):
+        low, high = parts[0], parts[2]
+        if low.free_symbols or high.free_symbols:
+            return None
+        if ops[0] in ("<", "<=") and ops[1] in ("<", "<="):
+            return sympy.Interval(low, high, ops[0] == "<", ops[1] == "<")
+        if ops[0] in (">", ">=") and ops[1] in (">", ">="):
+            return sympy.Interval(high, low, ops[1] == ">", ops[0] == ">")
+        return None
+    result: Any = sympy.S.Reals
+    for left, op, right in zip(parts, ops, parts[1:], strict=False):
+        piece = _solve_one(left, op, right)
+        if piece is None:
+            return None
+        result = sympy.Intersection(result, piece)
+    return result
+
+
+def _solve_one(left: Any, op: str, right: Any) -> Any:
+    symbols = (left - right).free_symbols
+    if len(symbols) != 1:
+        return None
+    symbol = next(iter(symbols))
+    real = sympy.Dummy("t", real=True)
+    relation = _RELATIONALS[op](left.subs(symbol, real), right.subs(symbol, real))
+    if relation in (sympy.true, sympy.false):
+        return None
+    try:
+        return sympy.solve_univariate_inequality(relation, real, relational=False)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+
+
+def _not_equal_set(left: Any, right: Any) -> Any:
+    symbols = (left - right).free_symbols
+    if len(symbols) != 1:
+        return None
+    symbol = next(iter(symbols))
+    real = sympy.Dummy("t", real=True)
+    try:
+        roots = sympy.solveset(sympy.Eq(left.subs(symbol, real), right.subs(symbol, real)), real, sympy.S.Reals)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    return sympy.Complement(sympy.S.Reals, roots) if isinstance(roots, sympy.FiniteSet) else None
+
+
+# --------------------------------------------------------------------------------------------- comparison
+
+
+def equivalent(gold: Any, predicted: Any) -> bool:
+    """Whether a canonical predicted answer matches a canonical gold answer."""
+    if isinstance(gold, Assignment):
+        if isinstance(predicted, Assignment):
+            if equivalent(gold.value, predicted.value):
+                return True
+            return _equations_equal(_as_equation(gold), _as_equation(predicted))
+        if isinstance(predicted, Equation):
+            return _equations_equal(_as_equation(gold), predicted)
+        return equivalent(gold.value, predicted)
+    if isinstance(predicted, Assignment):
+        if isinstance(gold, Equation):
+            return _equations_equal(gold, _as_equation(predicted))
+        return equivalent(gold, predicted.value)
+    if isinstance(gold, AnswerList):
+        if isinstance(predicted, AnswerList):
+            return _unordered_equal(gold.items, predicted.items)
+        if isinstance(predicted, Bracketed) and predicted.opening == "(":
+            return _unordered_equal(gold.items, predicted.items)
+        return False
+    if isinstance(gold, Bracketed):
+        return _bracketed_equal(gold, predicted)
+    if isinstance(gold, SetValue):
+        return _sets_equal(gold.value, _to_set(predicted))
+    if isinstance(gold, Equation):
+        return isinstance(predicted, Equation) and _equations_equal(gold, predicted)
+    if isinstance(gold, Ratio):
+        return isinstance(predicted, Ratio) and _ordered_equal(gold.parts, predicted.parts)
+    if isinstance(gold, Relation):
+        return isinstance(predicted, Relation) and _relations_equal(gold, predicted)
+    if isinstance(gold, Scalar):
+        return isinstance(predicted, Scalar) and scalars_equal(gold, predicted)
+    if isinstance(gold, Text):
+        return isinstance(predicted, Text | Scalar) and text_key(gold) == text_key(predicted)
+    return False
+
+
+def _as_equation(assignment: Assignment) -> Equation | None:
+    value = assignment.value
+    if isinstance(value, Scalar) and _is_expression(value.expr) and _is_expression(assignment.label):
+        return Equation(assignment.label - value.expr)
+    return None
+
+
+def _bracketed_equal(gold: Bracketed, predicted: Any) -> bool:
+    if isinstance(predicted, Bracketed):
+        if len(gold.items) == 2 and (gold.opening, gold.closing) != (predicted.opening, predicted.closing):
+            return False
+        return _ordered_equal(gold.items, predicted.items)
+    if isinstance(predicted, SetValue):
+        return _sets_equal(_to_set(gold), predicted.value)
+    if isinstance(predicted, AnswerList):
+        return _ordered_equal(gold.items, predicted.items)
+    return False
+
+
+def _to_set(node: Any) -> Any:
+    if isinstance(node, SetValue):
+        return node.value
+    if isinstance(node, Bracketed):
+        try:
+            return as_set(node)
+        except ParseError:
+            return None
+    if isinstance(node, AnswerList) and all(isinstance(item, Scalar) for item in node.items):
+        return sympy.FiniteSet(*[item.expr for item in node.items])
+    if isinstance(node, Scalar) and isinstance(node.expr, sympy.Expr):
+        return sympy.FiniteSet(node.expr)
+    return None
+
+
+def _ordered_equal(gold: tuple[Any, ...], predicted: tuple[Any, ...]) -> bool:
+    return len(gold) == len(predicted) and all(equivalent(g, p) for g, p in zip(gold, predicted, strict=True))
+
+
+def _unordered_equal(gold: tuple[Any, ...], predicted: tuple[Any, ...]) -> bool:
+    """Same members, ignoring order and repeats: answers to "find all" are sets."""
+    gold, predicted = _distinct(gold), _distinct(predicted)
+    if len(gold) != len(predicted):
+        return False
+    remaining = list(predicted)
+    for item in gold:
+        for index, candidate in enumerate(remaining):
+            if equivalent(item, candidate):
+                del remaining[index]
+                break
+        else:
+            return False
+    return True
+
+
+def _distinct(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    kept: list[Any] = []
+    for item in items:
+        if not any(item == seen or equivalent(seen, item) for seen in kept):
+            kept.append(item)
+    return tuple(kept)
+
+
+def _relations_equal(gold: Relation, predicted: Relation) -> bool:
+    flipped = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+    if gold.ops == predicted.ops:
+        return _ordered_equal(_scalars(gold.parts), _scalars(predicted.parts))
+    if all(op in flipped for op in predicted.ops) and gold.ops == tuple(flipped[op] for op in reversed(predicted.ops)):
+        return _ordered_equal(_scalars(gold.parts), _scalars(tuple(reversed(predicted.parts))))
+    return False
+
+
+def _scalars(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(canonical(part) for part in parts)
+
+
+# --------------------------------------------------------------------------------------------- sets
+
+
+def _sets_equal(gold: Any, predicted: Any) -> bool:
+    if gold is None or predicted is None:
+        return False
+    if gold == predicted:
+        return True
+    gold_parts, predicted_parts = _components(gold), _components(predicted)
+    if gold_parts is None or predicted_parts is None or len(gold_parts) != len(predicted_parts):
+        return False
+    for (g_low, g_high, g_open), (p_low, p_high, p_open) in zip(gold_parts, predicted_parts, strict=True):
+        if g_open != p_open or not _values_equal(g_low, p_low) or not _values_equal(g_high, p_high):
+            return False
+    return True
+
+
+def _components(value: Any) -> list[tuple[Any, Any, tuple[bool, bool]]] | None:
+    pieces = value.args if isinstance(value, sympy.Union) else (value,)
+    components: list[tuple[Any, Any, tuple[bool, bool]]] = []
+    for piece in pieces:
+        if isinstance(piece, sympy.Interval):
+            components.append((piece.start, piece.end, (bool(piece.left_open), bool(piece.right_open))))
+        elif isinstance(piece, sympy.FiniteSet):
+            components.extend((point, point, (False, False)) for point in piece.args)
+        elif piece is sympy.S.Reals:
+            components.append((-sympy.oo, sympy.oo, (True, True)))
+        else:
+            return None
+    try:
+        components.sort(key=lambda part: (float(part[0]), float(part[1])))
+    except (TypeError, ValueError):
+        return None
+    return components
+
+
+# --------------------------------------------------------------------------------------------- scalars
+
+
+def scalars_equal(gold: Scalar, predicted: Scalar) -> bool:
+    pairs = [(gold.expr, predicted.expr)]
+    if gold.percent != predicted.percent and not _is_matrix(gold.expr) and not _is_matrix(predicted.expr):
+        pairs.append((gold.expr / 100, predicted.expr) if gold.percent else (gold.expr, predicted.expr / 100))
+    places = predicted.decimal_places if predicted.decimal_places is not None else gold.decimal_places
+    if gold.decimal_places is not None and predicted.decimal_places is not None:
+        places = None  # two decimal literals must agree exactly
+    return any(_values_equal(left, right, places) for left, right in pairs)
+
+
+def _is_matrix(value: Any) -> bool:
+    return isinstance(value, sympy.MatrixBase)
+
+
+def _values_equal(left: Any, right: Any, decimal_places: int | None = None) -> bool:
+    if _is_matrix(left) or _is_matrix(right):
+        if not (_is_matrix(left) and _is_matrix(right)) or left.shape != right.shape:
+            return False
+        return all(_values_equal(a, b) for a, b in zip(left, right, strict=True))
+    if left == right:
+        return True
+    if not isinstance(left, sympy.Expr) or not isinstance(right, sympy.Expr):
+        return False
+    if left.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or right.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        return False
+    if isinstance(left, sympy.Rational) and isinstance(right, sympy.Rational) and decimal_places is None:
+        return False
+    symbols = sorted(left.free_symbols | right.free_symbols, key=str)
+    if not symbols:
+        return _constants_equal(left, right, decimal_places)
+    return _agree_at_points(left, right, symbols)
+
+
+def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
+    a, b = _evaluate(left, {}), _evaluate(right, {})
+    if a is None or b is None:
+        return False
+    difference = abs(a - b)
+    if difference <= RELATIVE_TOLERANCE * max(abs(a), abs(b), 1):
+        return True
+    if decimal_places is not None:
+        return difference <= sympy.Rational(1, 2) * sympy.Integer(10) ** -decimal_places * (1 + sympy.Float("1e-9"))
+    return False
+
+
+def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
+    valid = 0
+    for point in _points(symbols):
+        if not (_in_real_domain(left, point) and _in_real_domain(right, point)):
+            continue
+        a, b = _evaluate(left, point), _evaluate(right, point)
+        if a is None or b is None or not _is_real(a) or not _is_real(b):
+            continue
+        if abs(a - b) > RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10:
+            return False
+        valid += 1
+    return valid >= MIN_VALID_POINTS
+
+
+def _in_real_domain(expr: Any, point: dict[Any, Any]) -> bool:
+    """Every even root and logarithm inside `expr` has a real, non-negative argument at `point`."""
+    for part in expr.atoms(sympy.Pow, sympy.log):
+        if isinstance(part, sympy.Pow):
+            exponent = part.exp
+            if not (isinstance(exponent, sympy.Rational) and exponent.q % 2 == 0):
+                continue
+            argument, strict = part.base, False
+        else:
+            argument, strict = part.args[0], True
+        if not argument.free_symbols:
+            continue
+        value = _evaluate(argument, point)
+        if value is None or not _is_real(value):
+            return False
+        real = value.as_real_imag()[0]
+        if real < 0 or (strict and real == 0):
+            return False
+    return True
+
+
+def _points(symbols: list[Any]) -> list[dict[Any, Any]]:
+    points = []
+    for k in range(6):
+        pool = _POSITIVE_VALUES if k < 3 else _MIXED_VALUES
+        points.append({symbol: pool[(k * 5 + j * 7) % len(pool)] for j, symbol in enumerate(symbols)})
+    return points
+
+
+def _evaluate(expr: Any, point: dict[Any, Any]) -> Any:
+    try:
+        value = expr.evalf(PRECISION, subs=point) if point else expr.evalf(PRECISION)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, RecursionError, AttributeError):
+        return None
+    if not isinstance(value, sympy.Expr) or value.free_symbols or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return None
+    if not value.is_number or value.is_finite is False:
+        return None
+    return value
+
+
+def _is_real(value: Any) -> bool:
+    real, imaginary = value.as_real_imag()
+    return abs(imaginary) <= RELATIVE_TOLERANCE * max(abs(real), 1) * 10**10
+
+
+def _equations_equal(gold: Equation | None, predicted: Equation | None) -> bool:
+    """Same equation up to a non-zero constant factor: `x + y = 1` and `2x + 2y = 2`."""
+    if gold is None or predicted is None:
+        return False
+    left, right = gold.difference, predicted.difference
+    symbols = sorted(left.free_symbols | right.free_symbols, key=str)
+    if not symbols:
+        return False
+    ratio = None
+    valid = 0
+    for point in _points(symbols):
+        a, b = _evaluate(left, point), _evaluate(right, point)
+        if a is None or b is None or not _is_real(a) or not _is_real(b) or abs(b) < sympy.Float("1e-20"):
+            continue
+        current = a / b
+        if ratio is None:
+            if abs(current) < sympy.Float("1e-20"):
+                return False
+            ratio = current
+        elif abs(current - ratio) > RELATIVE_TOLERANCE * max(abs(ratio), 1) * 10**10:
+            return False
+        valid += 1
+    return valid >= MIN_VALID_POINTS
+
+
+# --------------------------------------------------------------------------------------------- text
+
+
+def text_key(node: Any) -> str:
+    text = node.text if isinstance(node, Text) else str(node.expr)
+    text = re.sub(r"\\(?:text|mathrm|textbf|mathbf)", "", text)
+    text = re.sub(r"[\s{}\\$]", "", text).lower().rstrip(".")
+    return re.sub(r"^\(([a-z])\)$", r"\1", text)
+
+
+__all__ = ["Assignment", "Equation", "canonical", "equivalent", "is_label", "scalars_equal", "text_key"]

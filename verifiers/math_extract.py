@@ -1,0 +1,290 @@
+"""Find the final answer in a model response and clean its text, before any parsing.
+
+What it does: text-level rules only (regular expressions and brace matching), in order of how explicit the
+answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
+multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
+"Réponse :", "答案是"), a short bare answer, the last math span of the last sentence, the last number.
+`clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
+separators, and reports whether a percent sign was present.
+
+What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
+linear in the text it scans, and only the tail of a runaway response is scanned.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+TAIL_CHARS = 6000  # answers sit at the end; only the tail of a runaway completion is searched
+SHORT_ANSWER_CHARS = 120
+JOIN_GAP_CHARS = 60
+
+_BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_GSM8K = re.compile(r"####\s*([^\n]+)")
+_CUE = re.compile(
+    r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)\s*(?:is|est|es|ist|:|=)"
+    r"|答案是|答案[:：]|答[:：]",
+    re.IGNORECASE,
+)
+_FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_SENTENCE_END = re.compile(r"(?<![0-9])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
+_NUMBER = re.compile(
+    r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
+    r"|(?<![A-Za-z0-9_.])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
+    r"|[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?|\.[0-9]+)"
+)
+_SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
+_TEXT_MACRO = re.compile(
+    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
+    r"|mathbb|mathcal|overline|vec|hat|bar|widehat|overrightarrow)\s*\{([^{}]*)\}"
+)
+_UNIT_TAIL = re.compile(
+    r"^(?P<value>.*?[0-9}])\s*(?<![A-Za-z\\])(?:(?:sq\.?|square|cubic)\s+)?"
+    r"(?P<unit>(?:[A-Za-zµ°]+\.?\s*){1,3})(?:\^\{?[23]\}?|[²³])?\s*$"
+)
+_KNOWN_MATH_WORDS = {
+    "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
+    "arcsin", "arccos", "arctan", "infty", "inf", "lg",
+}  # fmt: skip
+_PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
+_SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
+_SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁻¹": "^{-1}"}
+_DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-"}
+
+
+@dataclass(frozen=True)
+class CleanAnswer:
+    text: str
+    percent: bool
+
+
+def extract_answer(completion: str) -> str | None:
+    """The final answer in a completion, by the first rule that finds one (most explicit first)."""
+    text = completion[-TAIL_CHARS:]
+    boxed = last_boxed_group(text)
+    if boxed is not None:
+        # "Final Answer: The final answer is X" written after the last box restates the answer last
+        cue = _FINAL_CUE.search(text, _last_box_end(text))
+        restated = _after_last_cue(text[cue.start() :]) if cue else None
+        return restated or boxed
+    tags = _ANSWER_TAG.findall(text)
+    if tags:
+        inner = tags[-1].strip()
+        return last_boxed_group(inner) or _from_chunk(inner) or inner
+    gsm8k = _GSM8K.findall(text)
+    if gsm8k:
+        return gsm8k[-1].strip()
+    cued = _after_last_cue(text)
+    if cued is not None:
+        return cued
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if len(stripped) <= SHORT_ANSWER_CHARS and "\n" not in stripped:
+        return _from_short(stripped)
+    return _from_tail(stripped)
+
+
+def last_boxed_group(text: str) -> str | None:
+    """Content of the last `\\boxed{...}`, joined with boxes just before it (`\\boxed{1} and \\boxed{2}`)."""
+    boxes: list[tuple[int, int, str]] = []
+    for match in _BOX_START.finditer(text):
+        end = _closing_brace(text, match.end())
+        if end is None:
+            content = text[match.end() :].strip()
+            boxes.append((match.start(), len(text), content))
+            continue
+        boxes.append((match.start(), end + 1, text[match.end() : end].strip()))
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        gap = text[box[1] : group[0][0]]
+        if box[1] > group[0][0] or not _is_joiner(gap):
+            break
+        group.insert(0, box)
+    return ", ".join(content for _, _, content in group)
+
+
+def _last_box_end(text: str) -> int:
+    starts = list(_BOX_START.finditer(text))
+    end = _closing_brace(text, starts[-1].end())
+    return len(text) if end is None else end
+
+
+def _is_joiner(gap: str) -> bool:
+    """Text between two boxes that makes them one answer: `, `, ` and `, `\\quad \\text{and} \\quad`, `x = `."""
+    if len(gap) > JOIN_GAP_CHARS or "\n\n" in gap or "\\n\\n" in gap:
+        return False
+    if re.search(r"[.!?](?:\s+[A-Z]|\s*$)", gap):
+        return False
+    words = [word.lower() for word in re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", _TEXT_MACRO.sub(r" \1 ", gap))]
+    return not words or (len(words) <= 3 and bool({"and", "or"} & set(words)))
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    depth = 1
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "{" and text[index - 1] != "\\":
+            depth += 1
+        elif char == "}" and text[index - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _after_last_cue(text: str) -> str | None:
+    for match in reversed(list(_CUE.finditer(text))):
+        rest = text[match.end() :]
+        chunk = _first_sentence(rest)
+        answer = _from_chunk(chunk)
+        if answer:
+            return answer
+    return None
+
+
+def _first_sentence(text: str) -> str:
+    spans = [(m.start(), m.end()) for m in _MATH_SPAN.finditer(text[:2000])]
+    for end in _SENTENCE_END.finditer(text):
+        if not any(start < end.start() < stop for start, stop in spans):
+            return text[: end.start()]
+    return text
+
+
+def _from_chunk(chunk: str) -> str | None:
+    """An answer from the words after a cue: its math spans, else the whole if short, else its first number."""
+    chunk = chunk.strip().strip("*").strip()
+    chunk = re.sub(r"^\\?\"|\\?\"$", "", chunk).strip()
+    if not chunk:
+        return None
+    if _looks_like_math(chunk):
+        return _joined_math_spans(chunk) or chunk
+    spans = _joined_math_spans(chunk)
+    if spans is not None and _SEPARATOR_TEXT.match(_MATH_SPAN.sub(" ", chunk)):
+        return spans
+    if spans is not None:
+        return _from_tail(chunk)
+    numbers = _NUMBER.findall(chunk)
+    return numbers[0] if numbers else None
+
+
+def _from_short(text: str) -> str | None:
+    spans = _joined_math_spans(text)
+    if spans is not None:
+        return spans
+    if _looks_like_math(text):
+        return text
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return numbers[-1]
+    return text
+
+
+def _from_tail(text: str) -> str | None:
+    """Long text without an explicit answer: the last math span if it ends the text's last number, else that number."""
+    spans = list(_MATH_SPAN.finditer(text))
+    numbers = list(_NUMBER.finditer(text))
+    last_span = spans[-1] if spans else None
+    last_number = numbers[-1] if numbers else None
+    if last_span is not None and (last_number is None or last_number.start() < last_span.end()):
+        return next(group for group in last_span.groups() if group is not None).strip()
+    return last_number.group() if last_number is not None else None
+
+
+def _joined_math_spans(text: str) -> str | None:
+    """The math spans of a short text: all of them when only separators stand between them, else the last."""
+    spans = list(_MATH_SPAN.finditer(text))
+    if not spans:
+        return None
+    contents = [next(group for group in span.groups() if group is not None).strip() for span in spans]
+    gaps = [text[left.end() : right.start()] for left, right in zip(spans, spans[1:], strict=False)]
+    outside = _MATH_SPAN.sub(" ", text)
+    if all(_SEPARATOR_TEXT.match(gap) for gap in gaps) or _is_unit_text(outside):
+        return ", ".join(content for content in contents if content)
+    return contents[-1]
+
+
+def _is_unit_text(outside: str) -> bool:
+    words = outside.strip().rstrip(".").split()
+    return 0 < len(words) <= 3 and all(re.fullmatch(r"[A-Za-z%²³]+", word) for word in words)
+
+
+def _looks_like_math(text: str) -> bool:
+    if any(ord(char) > 0x2000 and char not in "−≤≥≠±∞π√×÷·∪∩∈≈" for char in text):
+        return False  # letters of another script: prose, not a formula
+    text = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}", " ", _TEXT_MACRO.sub("", text))
+    words = re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", text)
+    return all(word.lower() in _KNOWN_MATH_WORDS for word in words)
+
+
+# ------------------------------------------------------------------------------------------------ cleaning
+
+
+def clean_answer(answer: str) -> CleanAnswer:
+    """Canonical text of one answer: wrappers, spacing, units, currency, degrees, separators removed."""
+    text = _unicode(answer).strip()
+    boxed = last_boxed_group(text)
+    if boxed is not None:
+        text = boxed
+    text = re.sub(r"^\\\[|\\\]$|^\\\(|\\\)$", "", text.strip()).strip()
+    text = re.sub(r"(?<!\\)\$", " ", text)
+    text = text.replace("\\$", " ").replace("€", " ").replace("£", " ").replace("¥", " ").replace("USD", " ")
+    text = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?", "", text)
+    text = text.replace("\\displaystyle", " ").replace("\\limits", "")
+    text = re.sub(r",\\!\s*", ",", text)
+    text = re.sub(r"\s*\{\s*,\s*\}\s*", ",", text)  # 14{,}916
+    text = re.sub(r"(?<!\\)\\[,;:! ]|~|\\q?quad", " ", text)
+    text = re.sub(r"\\\\(?=(?:pi|frac|sqrt|cdot|times|infty|text|left|right)(?![a-z]))", r"\\", text)
+    text = re.sub(r"\\(?:d|t|c)frac", r"\\frac", text)
+    text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree", "", text)
+    percent = bool(_PERCENT.search(text))
+    text = _PERCENT.sub(" ", text)
+    text = _unwrap_text_macros(text)
+    text = text.strip().rstrip(".").rstrip("\\").strip()
+    text = _strip_units(text)
+    text = re.sub(r"^\\?\"|\\?\"$", "", text).strip()
+    if _THOUSANDS.match(text):
+        text = text.replace(",", "")
+    elif _SPACE_THOUSANDS.match(text):
+        text = text.replace(" ", "")
+    elif re.fullmatch(r"[+-]?[0-9]+,[0-9]{2}", text):
+        text = text.replace(",", ".")  # decimal comma, as in "2,74"
+    return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent)
+
+
+def _unicode(text: str) -> str:
+    for source, target in {**_SUPERSCRIPTS, **_DASHES}.items():
+        text = text.replace(source, target)
+    return unicodedata.normalize("NFKC", text)
+
+
+def _unwrap_text_macros(text: str) -> str:
+    for _ in range(8):
+        unwrapped = _TEXT_MACRO.sub(lambda match: f" {match.group(1)} ", text)
+        if unwrapped == text:
+            break
+        text = unwrapped
+    return text
+
+
+def _strip_units(text: str) -> str:
+    """`15 cm^2`, `125 miles`, `58 square units` -> the number; words that are math (`\\pi`, `x`) stay."""
+    match = _UNIT_TAIL.match(text)
+    if match is None:
+        return text
+    value, unit = match.group("value").strip(), match.group("unit").strip()
+    if not re.search(r"[0-9]", value) or any(word.lower() in _KNOWN_MATH_WORDS for word in unit.split()):
+        return text
+    if len(unit.replace(" ", "")) < 2 or value.endswith("\\"):
+        return text
+    return value
+
+
+__all__ = ["CleanAnswer", "clean_answer", "extract_answer", "last_boxed_group"]
