@@ -165,8 +165,80 @@ class ProblemsConfig(Strict):
 BucketName = Literal["unseen", "unsolved", "hard", "medium", "easy", "solved", "unjudged"]
 
 
+class DecontaminateConfig(Strict):
+    """Word n-gram overlap with the held-out (eval) texts: a text sharing any n-gram with one is contaminated.
+
+    Texts are lowercased and split on whitespace; a text of fewer than `ngram_words` words has no n-grams and is
+    never flagged (short prompts are still caught by the exact-prompt check of the select stage)."""
+
+    enabled: bool = Field(default=True, description="Check for n-gram overlap with the eval texts.")
+    ngram_words: int = Field(default=8, ge=1, le=64, description="Words per n-gram (8 is a common choice).")
+
+
+class DedupConfig(Strict):
+    """MinHash LSH near-duplicate removal of completions, within a round and against earlier rounds' kept traces."""
+
+    enabled: bool = Field(
+        default=True, description="False keeps only the exact-duplicate check within a problem and round."
+    )
+    scope: Literal["problem", "global"] = Field(
+        default="problem",
+        description="`problem`: compare a completion only with completions of the same problem; `global`: with all.",
+    )
+    shingle_words: int = Field(default=5, ge=1, le=64, description="Words per shingle (word n-gram).")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations (signature length).")
+    threshold: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="Jaccard similarity of shingle sets at which two are duplicates."
+    )
+    min_words: int = Field(
+        default=10,
+        ge=1,
+        description="Completions with fewer words are never MinHashed, only compared exactly within their "
+        "problem and round: a few-word answer has one or two shingles, so MinHash says nothing about it.",
+    )
+    seed: int = Field(default=1, description="Seed of the MinHash permutations; part of every stored signature.")
+
+    @model_validator(mode="after")
+    def min_words_covers_a_shingle(self) -> DedupConfig:
+        if self.min_words < self.shingle_words:
+            raise ValueError(f"min_words ({self.min_words}) must be at least shingle_words ({self.shingle_words})")
+        return self
+
+
 class SelectConfig(Strict):
+    """Which problems a round samples: a seeded draw from the train pool, shaped by the difficulty history."""
+
     problems_per_round: int = Field(default=2000, ge=1, description="Problems drawn from the train pool.")
+    skip_solved_rounds: int = Field(
+        default=0, ge=0, description="Skip problems `solved` (pass rate 1) in any of the last M rounds; 0 skips none."
+    )
+    max_unsolved_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retry budget: a problem `unsolved` (pass rate 0) in this many earlier rounds is not drawn "
+        "again; None retries forever.",
+    )
+    informative_only: bool = Field(
+        default=False,
+        description="For GRPO: draw only problems not known to be uninformative, i.e. whose latest pass rate is "
+        "strictly between 0 and 1, or never sampled (DAPO-style dynamic sampling at selection time).",
+    )
+    bucket_weights: dict[BucketName, float] = Field(
+        default={},
+        description="Relative draw weight by a problem's latest bucket (`unseen` if never sampled); buckets not "
+        "listed weigh 1, weight 0 excludes. E.g. {medium: 3, hard: 2, easy: 0.5}.",
+    )
+    decontaminate: DecontaminateConfig = Field(
+        default=DecontaminateConfig(), description="N-gram overlap of train prompts with the held-out split."
+    )
+
+    @field_validator("bucket_weights")
+    @classmethod
+    def weights_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(name for name, weight in value.items() if weight < 0)
+        if negative:
+            raise ValueError(f"bucket weights must be >= 0; negative for: {', '.join(negative)}")
+        return value
 
 
 class SampleConfig(Strict):
@@ -202,9 +274,15 @@ class VerifyConfig(Strict):
 
 
 class CurateConfig(Strict):
+    """What becomes training data: correct, untruncated, uncontaminated, not a near-duplicate, capped per problem."""
+
     max_per_problem: int = Field(default=1, ge=1, description="Correct traces kept per problem.")
     hard_below: float = Field(default=0.3, gt=0.0, lt=1.0, description="Pass rate under this is `hard`.")
     easy_above: float = Field(default=0.7, gt=0.0, lt=1.0, description="Pass rate over this is `easy`.")
+    dedup: DedupConfig = Field(default=DedupConfig(), description="Near-duplicate removal of kept completions.")
+    decontaminate: DecontaminateConfig = Field(
+        default=DecontaminateConfig(), description="N-gram overlap of traces (prompt and completion) with eval texts."
+    )
 
     @model_validator(mode="after")
     def edges_ordered(self) -> CurateConfig:

@@ -28,9 +28,12 @@ from prefect.cache_policies import NO_CACHE
 from configs import RunConfig, config_hash
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.faults import crash_point
-from stages.curate import DATASET_SCHEMA, curate, labelled_dataset
+from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
+from stages.decontaminate import eval_texts_from_problems
+from stages.dedup import SIGNATURES_SCHEMA
 from stages.evaluate import evaluate_traces
 from stages.problems import PROBLEMS_SCHEMA, split_of
+from stages.report import curation_report, report_metrics
 from stages.sample import SamplingSpec
 from stages.select import select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
@@ -179,7 +182,8 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
     model_out = f"round:{round_id}"
 
     def select() -> StageOutput:
-        problems = select_problems(pool, config.select, config.seed, round_id)
+        history = _ancestor_tables(store, round_id, "difficulty", DIFFICULTY_SCHEMA)
+        problems = select_problems(pool, config.select, config.seed, round_id, history=history)
         return StageOutput([store.write_table(round_id, "problems", problems)], {"problems": float(problems.num_rows)})
 
     def sample() -> StageOutput:
@@ -189,9 +193,17 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
     def curate_stage() -> StageOutput:
         parts = journal.outputs["sample"].files
         traces = pa.concat_tables([store.read_part(round_id, part, VERIFIED_TRACES_SCHEMA) for part in parts])
-        curated = curate(traces, config.curate, round_id)
+        curated = curate(
+            traces,
+            config.curate,
+            round_id,
+            previous_signatures=_ancestor_tables(store, round_id, "signatures", SIGNATURES_SCHEMA),
+            eval_texts=eval_texts_from_problems(split_of(pool, "test")),
+        )
+        history = _ancestor_tables(store, round_id, "difficulty", DIFFICULTY_SCHEMA)
         files = [
-            store.write_table(round_id, name, getattr(curated, name)) for name in ("dataset", "dropped", "difficulty")
+            store.write_table(round_id, name, getattr(curated, name))
+            for name in ("dataset", "dropped", "difficulty", "signatures")
         ]
         judged = [c for c in traces.column("correct").to_pylist() if c is not None]
         return StageOutput(
@@ -199,8 +211,7 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
             {
                 "traces": float(traces.num_rows),
                 "sample_pass_rate": sum(judged) / len(judged) if judged else 0.0,
-                "kept": float(curated.dataset.num_rows),
-                "dropped": float(curated.dropped.num_rows),
+                **report_metrics(curation_report(curated, history)),
             },
         )
 
@@ -319,6 +330,15 @@ def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str
 def _verify(config: RunConfig, traces: pa.Table, problems: pa.Table) -> pa.Table:
     pool = VERIFIER_POOLS.get(config.verify)
     return verify_traces(traces, problems, config=config.verify, pool=pool, cache=VERIFIER_POOLS.cache)
+
+
+def _ancestor_tables(store: RunStore, round_id: int, name: str, schema: pa.Schema) -> pa.Table | None:
+    """`name` of every committed ancestor round (1 .. round_id-1) that has it, concatenated; None if none."""
+    tables = []
+    for ancestor in range(1, round_id):
+        if f"{name}.parquet" in {f["path"] for f in store.read_manifest(ancestor)["files"]}:
+            tables.append(store.read_table(ancestor, name, schema))
+    return pa.concat_tables(tables) if tables else None
 
 
 def _ancestor_datasets(config: RunConfig, store: RunStore, round_id: int) -> list[pa.Table]:

@@ -1,10 +1,15 @@
 """Curate verified traces into training data, and measure each problem's difficulty.
 
-Kept: verified-correct, not truncated, not an exact repeat of a kept completion of the same problem, and
-within `max_per_problem`; among a problem's correct traces the shortest are kept (then lowest
-`sample_idx`), a documented rule that favours concise answers. Every other trace goes to `dropped` with
-its `drop_reason`: `incorrect`, `cannot_judge`, `too_long`, `duplicate_of:<problem_id>/<sample_idx>` or
-`per_problem_cap`. Nothing disappears silently.
+Kept: verified-correct, not truncated, sharing no word n-gram with an eval text, not a (near-)duplicate of a
+kept completion of the same problem (this round or, through their stored MinHash signatures, earlier rounds),
+and within `max_per_problem`. Among a problem's correct traces the shortest are preferred (then lowest
+`sample_idx`), a documented rule that favours concise answers: the shortest trace of a cluster of
+near-duplicates is its representative. Every other trace goes to `dropped` with its `drop_reason`, the first
+that applies in this order: `cannot_judge`, `incorrect`, `too_long`, `contaminated:<eval_id>`,
+`duplicate_of:<problem_id>/<sample_idx>` (`...@r<round>` for an earlier round's trace) or `per_problem_cap`.
+Nothing disappears silently. The rules for near-duplicates (including why completions under
+`dedup.min_words` words are compared only exactly) are in `stages/dedup.py`, for contamination in
+`stages/decontaminate.py`.
 
 Buckets by pass rate (correct / judged): `unsolved` (0), `hard` (< hard_below), `medium`, `easy`
 (> easy_above), `solved` (1), and `unjudged` when no trace of the problem could be judged.
@@ -13,12 +18,14 @@ Buckets by pass rate (correct / judged): `unsolved` (0), `hard` (< hard_below), 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from configs import CurateConfig
+from stages.decontaminate import contaminated_by, eval_index
+from stages.dedup import SIGNATURES_SCHEMA, near_duplicates
 from stages.verify import VERIFIED_TRACES_SCHEMA
 
 BUCKETS = ("unsolved", "hard", "medium", "easy", "solved", "unjudged")
@@ -51,9 +58,13 @@ DIFFICULTY_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Curated:
+    """A round's curation. `signatures` (SIGNATURES_SCHEMA): MinHash signatures of the kept traces long enough
+    to be MinHashed, to persist with the round and pass to later rounds as `previous_signatures`."""
+
     dataset: pa.Table
     dropped: pa.Table
     difficulty: pa.Table
+    signatures: pa.Table = field(default_factory=SIGNATURES_SCHEMA.empty_table)
 
 
 def bucket_of(pass_rate: float | None, config: CurateConfig) -> str:
@@ -97,14 +108,28 @@ def difficulty_table(traces: pa.Table, config: CurateConfig, round_id: int) -> p
     return pa.Table.from_pylist(rows, schema=DIFFICULTY_SCHEMA)
 
 
-def curate(traces: pa.Table, config: CurateConfig, round_id: int) -> Curated:
+def curate(
+    traces: pa.Table,
+    config: CurateConfig,
+    round_id: int,
+    *,
+    previous_signatures: pa.Table | None = None,
+    eval_texts: pa.Table | None = None,
+) -> Curated:
+    """Keep, drop with a reason, and measure difficulty.
+
+    `previous_signatures`: earlier rounds' `Curated.signatures`, concatenated (SIGNATURES_SCHEMA); a trace
+    near-duplicating one of them is dropped. `eval_texts`: held-out texts (EVAL_TEXTS_SCHEMA, e.g. from
+    `stages.decontaminate.eval_texts_from_problems`); a trace whose prompt or completion shares a word n-gram
+    with one is dropped. Either left out skips that check.
+    """
     if traces.schema != VERIFIED_TRACES_SCHEMA:
         raise ValueError(f"curate: traces do not match VERIFIED_TRACES_SCHEMA:\n{traces.schema}")
     difficulty = difficulty_table(traces, config, round_id)
     by_problem = {row["problem_id"]: row for row in difficulty.to_pylist()}
     rows = traces.to_pylist()
     drop_reasons: list[str | None] = [None] * len(rows)
-    candidates: dict[str, list[int]] = defaultdict(list)
+    candidates: list[int] = []
     for index, row in enumerate(rows):
         if row["correct"] is None:
             drop_reasons[index] = "cannot_judge"
@@ -113,41 +138,87 @@ def curate(traces: pa.Table, config: CurateConfig, round_id: int) -> Curated:
         elif row["finish_reason"] == "length":
             drop_reasons[index] = "too_long"
         else:
-            candidates[row["problem_id"]].append(index)
+            candidates.append(index)
 
+    if eval_texts is not None and config.decontaminate.enabled and candidates:
+        index_of_eval = eval_index(eval_texts, config.decontaminate)
+        by_prompt = contaminated_by([rows[i]["prompt"] for i in candidates], index_of_eval)
+        by_completion = contaminated_by([rows[i]["completion"] for i in candidates], index_of_eval)
+        for i, prompt_hit, completion_hit in zip(candidates, by_prompt, by_completion, strict=True):
+            if prompt_hit is not None or completion_hit is not None:
+                drop_reasons[i] = f"contaminated:{prompt_hit if prompt_hit is not None else completion_hit}"
+        candidates = [i for i in candidates if drop_reasons[i] is None]
+
+    candidates = _preference_order(rows, candidates, global_scope=config.dedup.scope == "global")
+    deduplicated = near_duplicates(
+        pa.Table.from_pylist(
+            [{key: rows[i][key] for key in ("problem_id", "sample_idx", "completion")} for i in candidates],
+            schema=_DOCUMENTS_SCHEMA,
+        ),
+        config.dedup,
+        round_id,
+        previous_signatures,
+    )
     kept: list[dict[str, Any]] = []
-    for problem_id, indices in candidates.items():
-        indices.sort(key=lambda i: (rows[i]["completion_tokens"], rows[i]["sample_idx"]))
-        first_with_text: dict[str, int] = {}
-        n_kept = 0
-        for index in indices:
-            text = rows[index]["completion"].strip()
-            if text in first_with_text:
-                drop_reasons[index] = f"duplicate_of:{problem_id}/{rows[first_with_text[text]]['sample_idx']}"
-                continue
-            first_with_text[text] = index
-            if n_kept >= config.max_per_problem:
-                drop_reasons[index] = "per_problem_cap"
-                continue
-            n_kept += 1
-            difficulty_row = by_problem[problem_id]
-            kept.append(
-                {
-                    "round": round_id,
-                    "problem_id": problem_id,
-                    "sample_idx": rows[index]["sample_idx"],
-                    "prompt": rows[index]["prompt"],
-                    "completion": rows[index]["completion"],
-                    "pass_rate": difficulty_row["pass_rate"],
-                    "bucket": difficulty_row["bucket"],
-                    "origin": "sampled",
-                }
-            )
+    n_kept: dict[str, int] = defaultdict(int)
+    for index, duplicate_of in zip(candidates, deduplicated.duplicate_of, strict=True):
+        problem_id = rows[index]["problem_id"]
+        if duplicate_of is not None:
+            drop_reasons[index] = duplicate_of
+            continue
+        if n_kept[problem_id] >= config.max_per_problem:
+            drop_reasons[index] = "per_problem_cap"
+            continue
+        n_kept[problem_id] += 1
+        difficulty_row = by_problem[problem_id]
+        kept.append(
+            {
+                "round": round_id,
+                "problem_id": problem_id,
+                "sample_idx": rows[index]["sample_idx"],
+                "prompt": rows[index]["prompt"],
+                "completion": rows[index]["completion"],
+                "pass_rate": difficulty_row["pass_rate"],
+                "bucket": difficulty_row["bucket"],
+                "origin": "sampled",
+            }
+        )
     dropped_mask = pa.array([reason is not None for reason in drop_reasons])
     dropped = traces.filter(dropped_mask)
     reasons = pa.array([reason for reason in drop_reasons if reason is not None], type=pa.string())
     dropped = pa.Table.from_arrays([*dropped.columns, reasons], schema=DROPPED_SCHEMA)
-    return Curated(pa.Table.from_pylist(kept, schema=DATASET_SCHEMA), dropped, difficulty)
+    kept_keys = {(row["problem_id"], row["sample_idx"]) for row in kept}
+    signatures = deduplicated.signatures
+    signature_keys = zip(
+        signatures.column("problem_id").to_pylist(), signatures.column("sample_idx").to_pylist(), strict=True
+    )
+    signatures = signatures.filter(pa.array([key in kept_keys for key in signature_keys], type=pa.bool_()))
+    return Curated(pa.Table.from_pylist(kept, schema=DATASET_SCHEMA), dropped, difficulty, signatures)
+
+
+_DOCUMENTS_SCHEMA = pa.schema(
+    [
+        pa.field("problem_id", pa.string(), nullable=False),
+        pa.field("sample_idx", pa.int32()),
+        pa.field("completion", pa.string(), nullable=False),
+    ]
+)
+
+
+def _preference_order(rows: list[dict[str, Any]], candidates: list[int], *, global_scope: bool) -> list[int]:
+    """Shortest first (then lowest sample_idx); grouped by problem (in order of appearance) unless global."""
+    problem_rank: dict[str, int] = {}
+    for index in candidates:
+        problem_rank.setdefault(rows[index]["problem_id"], len(problem_rank))
+
+    def key(index: int) -> tuple[int, int, int]:
+        row = rows[index]
+        rank = problem_rank[row["problem_id"]]
+        if global_scope:
+            return (row["completion_tokens"], rank, row["sample_idx"])
+        return (rank, row["completion_tokens"], row["sample_idx"])
+
+    return sorted(candidates, key=key)
 
 
 def labelled_dataset(seed_problems: pa.Table, round_id: int) -> pa.Table:

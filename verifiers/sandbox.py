@@ -269,13 +269,17 @@ def _bwrap_command(limits: SandboxLimits, uid: int | None, python: str) -> list[
     command += ["--remount-ro", "/dev"]
     command += ["--perms", "1777", "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp"]
     needed = _interpreter_dirs(python)
+    # A virtual environment may itself live under /tmp (a CI checkout): bring it back, read-only.
+    for path in needed:
+        if path.startswith("/tmp/"):
+            command += _bind_back(path, "/tmp")
     for hidden in HIDDEN_DIRS:
         if not os.path.isdir(hidden):
             continue
         command += ["--tmpfs", hidden]
         for path in needed:
             if path == hidden or path.startswith(hidden + "/"):
-                command += ["--ro-bind", path, path]
+                command += _bind_back(path, hidden)
         command += ["--remount-ro", hidden]
     command += ["--chdir", "/tmp", "--"]
     if uid is not None:
@@ -290,6 +294,18 @@ def _bwrap_command(limits: SandboxLimits, uid: int | None, python: str) -> list[
             "--",
         ]
     return command + _python_command(limits, python)
+
+
+def _bind_back(path: str, under: str) -> list[str]:
+    """Read-only bind of `path` inside the fresh tmpfs `under`, its parents made traversable (0755) first:
+    bwrap would otherwise create them 0700 root-owned, which the unprivileged program cannot enter."""
+    parents = []
+    parent = os.path.dirname(path)
+    while parent.startswith(under + "/"):
+        parents.append(parent)
+        parent = os.path.dirname(parent)
+    arguments = [arg for folder in reversed(parents) for arg in ("--perms", "0755", "--dir", folder)]
+    return [*arguments, "--ro-bind", path, path]
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from stages.curate import DIFFICULTY_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA
 
 
@@ -30,3 +31,21 @@ def verified_traces(rows: list[dict[str, Any]]) -> pa.Table:
             }
         )
     return pa.Table.from_pylist(full, schema=VERIFIED_TRACES_SCHEMA)
+
+
+def difficulty(round_id: int, buckets: dict[str, str]) -> pa.Table:
+    """A difficulty table of one round from problem_id -> bucket (4 samples, a pass rate inside the bucket)."""
+    rate = {"unsolved": 0.0, "hard": 0.25, "medium": 0.5, "easy": 0.75, "solved": 1.0}
+    rows = [
+        {
+            "round": round_id,
+            "problem_id": p,
+            "n": 4,
+            "n_correct": int(rate[b] * 4),
+            "n_cannot_judge": 0,
+            "pass_rate": rate[b],
+            "bucket": b,
+        }
+        for p, b in buckets.items()
+    ]
+    return pa.Table.from_pylist(rows, schema=DIFFICULTY_SCHEMA)

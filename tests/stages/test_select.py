@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import random
+
 import pyarrow as pa
 
 from configs import ArithmeticConfig, SelectConfig
+from configs.schema import DecontaminateConfig
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
 from stages.select import select_problems
+from tests.stages.helpers import difficulty
 
 
 def test_selection_is_seeded_per_round_and_draws_from_the_train_split() -> None:
@@ -25,3 +29,83 @@ def test_problems_whose_prompt_is_held_out_are_never_selected() -> None:
     selected = select_problems(pool, SelectConfig(problems_per_round=1000), seed=0, round_id=1)
     assert selected.num_rows == 20
     assert "copy" not in selected.column("problem_id").to_pylist()
+
+
+def _pool(n_train: int) -> pa.Table:
+    return generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=5, n_train=n_train), seed=0)
+
+
+def _train_ids(pool: pa.Table) -> list[str]:
+    return split_of(pool, "train").column("problem_id").to_pylist()
+
+
+def test_default_selection_is_the_plain_seeded_uniform_draw_with_or_without_history() -> None:
+    pool = _pool(50)
+    train = split_of(pool, "train")
+    expected = train.take(sorted(random.Random("3/select/2").sample(range(train.num_rows), 20)))
+    history = difficulty(1, dict.fromkeys(_train_ids(pool)[:10], "solved"))
+    assert select_problems(pool, SelectConfig(problems_per_round=20), seed=3, round_id=2).equals(expected)
+    assert select_problems(pool, SelectConfig(problems_per_round=20), 3, 2, history=history).equals(expected)
+
+
+def test_problems_solved_in_the_last_m_rounds_are_skipped() -> None:
+    pool = _pool(20)
+    solved = _train_ids(pool)[:5]
+    history = difficulty(2, dict.fromkeys(solved, "solved"))
+    skip_two = select_problems(pool, SelectConfig(problems_per_round=100, skip_solved_rounds=2), 0, 4, history=history)
+    assert set(skip_two.column("problem_id").to_pylist()) == set(_train_ids(pool)) - set(solved)
+    skip_one = select_problems(pool, SelectConfig(problems_per_round=100, skip_solved_rounds=1), 0, 4, history=history)
+    assert skip_one.num_rows == 20
+
+
+def test_unsolved_problems_have_a_retry_budget() -> None:
+    pool = _pool(20)
+    stuck = _train_ids(pool)[0]
+    history = pa.concat_tables([difficulty(1, {stuck: "unsolved"}), difficulty(2, {stuck: "unsolved"})])
+    spent = select_problems(pool, SelectConfig(problems_per_round=100, max_unsolved_rounds=2), 0, 3, history=history)
+    assert stuck not in spent.column("problem_id").to_pylist() and spent.num_rows == 19
+    left = select_problems(pool, SelectConfig(problems_per_round=100, max_unsolved_rounds=3), 0, 3, history=history)
+    assert stuck in left.column("problem_id").to_pylist()
+
+
+def test_informative_only_drops_problems_last_seen_with_pass_rate_0_or_1() -> None:
+    pool = _pool(20)
+    ids = _train_ids(pool)
+    history = pa.concat_tables(
+        [
+            difficulty(1, {ids[0]: "medium", ids[1]: "hard", ids[2]: "solved"}),
+            difficulty(2, {ids[0]: "solved", ids[1]: "medium", ids[3]: "unsolved"}),
+        ]
+    )
+    config = SelectConfig(problems_per_round=100, informative_only=True)
+    chosen = set(select_problems(pool, config, 0, 3, history=history).column("problem_id").to_pylist())
+    assert chosen == set(ids) - {ids[0], ids[2], ids[3]}  # unseen problems stay eligible
+
+
+def test_bucket_weights_shape_the_draw() -> None:
+    pool = _pool(200)
+    ids = _train_ids(pool)
+    history = difficulty(1, {**dict.fromkeys(ids[:100], "medium"), **dict.fromkeys(ids[100:], "easy")})
+    weighted = SelectConfig(problems_per_round=50, bucket_weights={"medium": 9.0, "easy": 1.0})
+    chosen = select_problems(pool, weighted, 0, 2, history=history).column("problem_id").to_pylist()
+    assert len(chosen) == 50 and sum(p in set(ids[:100]) for p in chosen) >= 40
+    assert chosen == sorted(chosen, key=ids.index)  # pool order, like the uniform draw
+    only_medium = SelectConfig(problems_per_round=150, bucket_weights={"easy": 0.0, "medium": 2.0})
+    assert set(select_problems(pool, only_medium, 0, 2, history=history).column("problem_id").to_pylist()) == set(
+        ids[:100]
+    )
+
+
+def test_train_prompts_sharing_an_ngram_with_a_held_out_problem_are_not_selected() -> None:
+    rows = [
+        {"problem_id": "t1", "prompt": "Natalia sold clips to 48 of her friends in April", "split": "test"},
+        {"problem_id": "a", "prompt": "Natalia sold clips to 48 of her friends in May", "split": "train"},
+        {"problem_id": "b", "prompt": "Natalia sold pens to 48 of her friends in April", "split": "train"},
+    ]
+    pool = pa.Table.from_pylist(
+        [{"source": "s", "domain": "math", "answer": "1", **row} for row in rows], schema=PROBLEMS_SCHEMA
+    )
+    chosen = select_problems(pool, SelectConfig(problems_per_round=10), 0, 1).column("problem_id").to_pylist()
+    assert chosen == ["b"]
+    off = SelectConfig(problems_per_round=10, decontaminate=DecontaminateConfig(enabled=False))
+    assert select_problems(pool, off, 0, 1).column("problem_id").to_pylist() == ["a", "b"]

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from configs.schema import DecontaminateConfig
+from stages.decontaminate import EVAL_TEXTS_SCHEMA, contaminated_by, eval_index, eval_texts_from_problems
+from stages.problems import PROBLEMS_SCHEMA
+
+EVAL = "Natalia sold clips to 48 of her friends in April and then half as many in May"
+
+
+def _eval_texts(rows: list[tuple[str, str]]) -> pa.Table:
+    return pa.Table.from_pylist([{"eval_id": i, "text": t} for i, t in rows], schema=EVAL_TEXTS_SCHEMA)
+
+
+def test_a_shared_ngram_names_the_eval_item_and_shorter_overlaps_do_not() -> None:
+    index = eval_index(
+        _eval_texts([("test/1", EVAL), ("test/2", "Weng earns 12 an hour for babysitting")]), DecontaminateConfig()
+    )
+    texts = [
+        "so natalia sold clips to 48 of her friends in april",  # 8 shared words, case folded
+        "natalia sold clips to 48 of her friends",  # exactly the first 8 words
+        "natalia sold clips to 48 of her",  # only 7 words
+        "46",
+        "",
+    ]
+    assert contaminated_by(texts, index) == ["test/1", "test/1", None, None, None]
+
+
+def test_the_smallest_eval_id_wins_when_several_share_the_ngram() -> None:
+    index = eval_index(_eval_texts([("b", EVAL), ("a", EVAL + " too")]), DecontaminateConfig(ngram_words=4))
+    assert contaminated_by(["to 48 of her friends"], index) == ["a"]
+
+
+def test_eval_texts_come_from_prompts_answers_and_solutions() -> None:
+    problems = pa.Table.from_pylist(
+        [
+            {"problem_id": "t1", "source": "s", "domain": "math", "prompt": EVAL, "answer": "72", "split": "test"},
+            {
+                "problem_id": "t2",
+                "source": "s",
+                "domain": "math",
+                "prompt": "x",
+                "answer": None,
+                "solution": "worked steps",
+                "split": "test",
+            },
+        ],
+        schema=PROBLEMS_SCHEMA,
+    )
+    table = eval_texts_from_problems(problems)
+    assert table.schema == EVAL_TEXTS_SCHEMA
+    assert sorted(zip(table.column("eval_id").to_pylist(), table.column("text").to_pylist(), strict=True)) == [
+        ("t1", "72"),
+        ("t1", EVAL),
+        ("t2", "worked steps"),
+        ("t2", "x"),
+    ]
+
+
+def test_bad_eval_table_is_refused() -> None:
+    with pytest.raises(ValueError, match="EVAL_TEXTS_SCHEMA"):
+        eval_index(pa.table({"id": ["x"], "text": ["y"]}), DecontaminateConfig())
