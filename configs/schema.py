@@ -279,6 +279,9 @@ class CurateConfig(Strict):
     max_per_problem: int = Field(default=1, ge=1, description="Correct traces kept per problem.")
     hard_below: float = Field(default=0.3, gt=0.0, lt=1.0, description="Pass rate under this is `hard`.")
     easy_above: float = Field(default=0.7, gt=0.0, lt=1.0, description="Pass rate over this is `easy`.")
+    require_format: bool = Field(
+        default=False, description="Drop correct traces without `<think>...</think>` before the answer (`format`)."
+    )
     dedup: DedupConfig = Field(default=DedupConfig(), description="Near-duplicate removal of kept completions.")
     decontaminate: DecontaminateConfig = Field(
         default=DecontaminateConfig(), description="N-gram overlap of traces (prompt and completion) with eval texts."

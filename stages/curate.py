@@ -5,7 +5,8 @@ kept completion of the same problem (this round or, through their stored MinHash
 and within `max_per_problem`. Among a problem's correct traces the shortest are preferred (then lowest
 `sample_idx`), a documented rule that favours concise answers: the shortest trace of a cluster of
 near-duplicates is its representative. Every other trace goes to `dropped` with its `drop_reason`, the first
-that applies in this order: `cannot_judge`, `incorrect`, `too_long`, `contaminated:<eval_id>`,
+that applies in this order: `cannot_judge`, `incorrect`, `too_long`, `format` (with `require_format`: no
+`<think>...</think>` before the answer), `contaminated:<eval_id>`,
 `duplicate_of:<problem_id>/<sample_idx>` (`...@r<round>` for an earlier round's trace) or `per_problem_cap`.
 Nothing disappears silently. The rules for near-duplicates (including why completions under
 `dedup.min_words` words are compared only exactly) are in `stages/dedup.py`, for contamination in
@@ -27,6 +28,7 @@ from configs import CurateConfig
 from stages.decontaminate import contaminated_by, eval_index
 from stages.dedup import SIGNATURES_SCHEMA, near_duplicates
 from stages.verify import VERIFIED_TRACES_SCHEMA
+from verifiers.format import format_reward
 
 BUCKETS = ("unsolved", "hard", "medium", "easy", "solved", "unjudged")
 
@@ -137,6 +139,8 @@ def curate(
             drop_reasons[index] = "incorrect"
         elif row["finish_reason"] == "length":
             drop_reasons[index] = "too_long"
+        elif config.require_format and format_reward(row["completion"]) < 1.0:
+            drop_reasons[index] = "format"
         else:
             candidates.append(index)
 

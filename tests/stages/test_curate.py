@@ -201,3 +201,17 @@ def test_labelled_dataset_trains_on_solutions() -> None:
     assert data.num_rows == 5
     assert data.column("completion").to_pylist() == seed.column("answer").to_pylist()
     assert set(data.column("origin").to_pylist()) == {"seed"}
+
+
+def test_require_format_drops_correct_traces_without_a_think_block() -> None:
+    traces = verified_traces(
+        [
+            {"problem_id": "p1", "sample_idx": 0, "completion": "<think>4+2</think>6", "correct": True},
+            {"problem_id": "p1", "sample_idx": 1, "completion": "6", "correct": True},
+        ]
+    )
+    curated = curate(traces, CurateConfig(require_format=True, max_per_problem=2), round_id=1)
+    assert [r["sample_idx"] for r in curated.dataset.to_pylist()] == [0]
+    assert [(r["sample_idx"], r["drop_reason"]) for r in curated.dropped.to_pylist()] == [(1, "format")]
+    relaxed = curate(traces, CurateConfig(max_per_problem=2), round_id=1)
+    assert relaxed.dataset.num_rows == 2
