@@ -294,10 +294,84 @@ class CurateConfig(Strict):
         return self
 
 
-class TrainConfig(Strict):
-    """One SFT phase. Names follow TRL's `SFTConfig`; `trl_args` passes anything else through."""
+TrainMethod = Literal["sft", "grpo", "sft_then_grpo"]
 
-    method: Literal["sft"] = "sft"
+
+class LoraConfig(Strict):
+    """Train a LoRA adapter (peft) instead of all weights; it is merged into the saved model, so the next round's
+    vLLM engine and any other tool load a plain Hugging Face checkpoint."""
+
+    r: int = Field(default=16, ge=1, description="Adapter rank.")
+    alpha: int = Field(default=32, ge=1, description="LoRA scaling numerator (lora_alpha).")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = Field(
+        default="all-linear", description="Module names to adapt, or `all-linear` (peft's shorthand)."
+    )
+
+
+class GrpoConfig(Strict):
+    """The GRPO phase: TRL's `GRPOTrainer` on the round's problems, rewarded by flywheel's verifiers.
+
+    Names follow TRL's `GRPOConfig`; `trl_args` passes anything else through unchanged."""
+
+    problems: Literal["informative", "all"] = Field(
+        default="informative",
+        description="`informative`: the round's problems with a sampled pass rate strictly between 0 and 1 "
+        "(the only ones whose group advantages are not all zero); `all`: every judged problem of the round.",
+    )
+    max_steps: int = Field(default=200, ge=1)
+    learning_rate: float = Field(default=1e-6, gt=0.0)
+    per_device_train_batch_size: int = Field(
+        default=8, ge=1, description="Completions per device per step (prompts x num_generations)."
+    )
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    num_generations: int = Field(default=8, ge=2, description="Completions per prompt (the group size).")
+    max_completion_length: int | None = Field(default=None, ge=1, description="None uses sample.max_tokens.")
+    temperature: float = Field(default=1.0, gt=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient; 0 loads no reference model.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "dapo"
+    epsilon: float = Field(default=0.2, gt=0.0, description="Lower clipping bound of the ratio.")
+    epsilon_high: float | None = Field(default=None, gt=0.0, description="Upper clipping bound; None = epsilon.")
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    mask_truncated_completions: bool = False
+    warmup_steps: int = Field(default=0, ge=0)
+    lr_scheduler_type: str = "constant"
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    use_vllm: bool = Field(
+        default=False,
+        description="Generate with vLLM inside GRPO (GPU only): `vllm_mode` colocate shares the training GPUs, "
+        "server talks to `trl vllm-serve`. False generates with transformers (works on CPU).",
+    )
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_base_url: str | None = Field(default=None, description="Server mode: e.g. http://host:8000.")
+    vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0, description="Colocate mode.")
+    trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.GRPOConfig` arguments.")
+
+    @model_validator(mode="after")
+    def batch_holds_whole_groups(self) -> GrpoConfig:
+        generation_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if generation_batch % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size x gradient_accumulation_steps ({generation_batch}) must be a multiple "
+                f"of num_generations ({self.num_generations}): each prompt's group is scored together"
+            )
+        return self
+
+
+class TrainConfig(Strict):
+    """How a round retrains its model. The top-level fields are the SFT phase's (names follow TRL's `SFTConfig`;
+    `trl_args` passes anything else through); `grpo` holds the GRPO phase's."""
+
+    method: TrainMethod = Field(
+        default="sft",
+        description="`sft`: rejection-sampling fine-tuning on the kept traces; `grpo`: GRPO on the round's problems "
+        "with the verifiers as rewards; `sft_then_grpo`: both, GRPO starting from the SFT result.",
+    )
+    method_by_round: dict[int, TrainMethod] = Field(
+        default={}, description="Per-round overrides of `method`, e.g. {1: sft, 2: sft, 3: grpo}."
+    )
     max_steps: int = Field(default=300, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0.0)
     per_device_train_batch_size: int = Field(default=64, ge=1)
@@ -309,7 +383,27 @@ class TrainConfig(Strict):
     include_seed_data: bool = Field(default=True, description="Train on the labelled seed split too.")
     include_previous_rounds: bool = Field(default=True, description="Train on every ancestor round's dataset.")
     use_cpu: bool | None = Field(default=None, description="None: CPU when no GPU is visible.")
+    save_steps: int = Field(
+        default=100,
+        ge=1,
+        description="Checkpoint every N optimizer steps; a training stage killed mid-way resumes from the last one.",
+    )
+    lora: LoraConfig | None = Field(default=None, description="Train a LoRA adapter instead of all weights.")
+    launcher: list[str] | None = Field(
+        default=None,
+        description="Run each training phase as its own distributed job started by this command prefix, e.g. "
+        "[accelerate, launch, --config_file, configs/accelerate/zero2.yaml] or [torchrun, --nproc_per_node, '8']; "
+        "flywheel appends `-m flows.train_job <job.json>`. None trains inside the flow process.",
+    )
+    grpo: GrpoConfig = GrpoConfig()
     trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.SFTConfig` arguments.")
+
+    def method_for(self, round_id: int) -> TrainMethod:
+        return self.method_by_round.get(round_id, self.method)
+
+    def phases_for(self, round_id: int) -> tuple[Literal["sft", "grpo"], ...]:
+        method = self.method_for(round_id)
+        return ("sft", "grpo") if method == "sft_then_grpo" else (method,)
 
 
 class EvaluateConfig(Strict):
@@ -324,6 +418,65 @@ class EvaluateConfig(Strict):
         if self.temperature == 0.0 and self.k > 1:
             raise ValueError("k > 1 needs temperature > 0: greedy decoding gives k identical samples")
         return self
+
+
+class EarlyStopConfig(Strict):
+    """Stop a campaign on a plateau: `metric` has not beaten the best round so far by more than `min_delta`
+    for `patience` consecutive rounds. Round 0 (the baseline) counts as the first best."""
+
+    metric: str = Field(default="pass@1", description="A metric of every round's manifest, e.g. pass@1.")
+    mode: Literal["max", "min"] = Field(default="max", description="`max`: higher is better; `min`: lower is.")
+    patience: int = Field(default=2, ge=1, description="Consecutive rounds without improvement before stopping.")
+    min_delta: float = Field(default=0.0, ge=0.0, description="An improvement must exceed this to count.")
+
+
+class TaskRunnerConfig(Strict):
+    """Where the verify tasks of a round run. Sampling, curation and training stay in the flow's process."""
+
+    kind: Literal["local", "dask", "ray"] = Field(
+        default="local",
+        description="`local`: threads of the flow's process; `dask`/`ray`: a cluster (pip install 'flywheel[dask]' "
+        "or 'flywheel[ray]').",
+    )
+    address: str | None = Field(
+        default=None,
+        description="Scheduler of a running cluster (dask: tcp://host:8786, ray: ray://host:10001 or `auto`); "
+        "None starts a local cluster for the campaign.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shards verified at once; for a local Dask/Ray cluster also its worker processes. None: 2 "
+        "(each worker runs its own verifier pool of `verify.workers` processes).",
+    )
+
+    @model_validator(mode="after")
+    def address_fits_kind(self) -> TaskRunnerConfig:
+        if self.address is None:
+            return self
+        if self.kind == "local":
+            raise ValueError("address is only for kind `dask` or `ray`")
+        if self.kind == "dask" and "://" not in self.address:
+            raise ValueError(f"a Dask scheduler address looks like tcp://host:8786, got {self.address!r}")
+        if self.kind == "ray" and not (self.address == "auto" or self.address.startswith("ray://")):
+            raise ValueError(f"a Ray address is `auto` or ray://host:10001, got {self.address!r}")
+        return self
+
+
+class OrchestrationConfig(Strict):
+    """How rounds are run: early stop, retries of flaky steps, where verification runs. Changing this section
+    does not change what a round computes, so a run may be continued with different values."""
+
+    early_stop: EarlyStopConfig | None = Field(default=None, description="Plateau rule; None runs every round.")
+    retries: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of sampling, verification and file-writing steps (never training or evaluation).",
+    )
+    retry_delay_s: float = Field(
+        default=10.0, ge=0.0, description="Delay before the first retry; doubles on each further one."
+    )
+    task_runner: TaskRunnerConfig = Field(default=TaskRunnerConfig(), description="Where verify tasks run.")
 
 
 class RunConfig(Strict):
@@ -348,9 +501,26 @@ class RunConfig(Strict):
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
     def control_needs_labelled_data(self) -> RunConfig:
         if self.control and self.warm_start is None:
             raise ValueError("control: true needs a warm_start section (the labelled data it trains on)")
+        return self
+
+    @model_validator(mode="after")
+    def warm_start_is_sft(self) -> RunConfig:
+        if self.warm_start is not None and (self.warm_start.method != "sft" or self.warm_start.method_by_round):
+            raise ValueError("warm_start trains on labelled data: its method must be `sft`")
+        return self
+
+    @model_validator(mode="after")
+    def method_by_round_names_improvement_rounds(self) -> RunConfig:
+        baseline = sorted(round_id for round_id in self.train.method_by_round if round_id < 1)
+        if baseline:
+            raise ValueError(
+                f"train.method_by_round: rounds {baseline} are not improvement rounds (round 0 is the warm start, "
+                "set by `warm_start`)"
+            )
         return self

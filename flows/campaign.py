@@ -1,22 +1,32 @@
 """The campaign flow: create or reopen a run, then run its rounds in order, each committed before the next.
 
 A run folder keeps the config it was created with; reopening it with a config that differs in anything
-but the number of rounds is refused, so one run never mixes two setups. The number of rounds asked for
-last is the run's plan, which `flywheel resume` completes. One process at a time holds a run's lock.
+but the number of rounds and the `orchestration` section (how rounds run, not what they compute) is
+refused, so one run never mixes two setups. The number of rounds asked for last is the run's plan, which
+`flywheel resume` completes. One process at a time holds a run's lock.
+
+Early stop (`orchestration.early_stop`): before each round the committed rounds' metric is checked; when
+it has not beaten the best round so far by more than `min_delta` for `patience` consecutive rounds, the
+campaign ends there, logs why and records it in the store (`early_stop.json`, shown by `flywheel status`).
+The rule is re-checked from the committed rounds every time, so `flywheel resume` (and a scheduled
+trigger) of a stopped campaign does nothing, while `resume --no-early-stop`, a rollback to before the
+plateau, or a config with another rule continues it.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from configs import ConfigError, RunConfig, dump_config, parse_config
+from configs import ConfigError, EarlyStopConfig, RunConfig, dump_config, parse_config
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.round import round_flow
+from flows.runners import campaign_task_runner, missing_runner_package
 from stages.problems import generate_arithmetic, problems_from_records, validate_problems
 from stages.puzzles import generate_countdown, reasoning_gym_problems
 from storage import RunLock, RunStore, StoreError, load_source_records
@@ -41,6 +51,9 @@ def check_config(config: RunConfig, source: str = "<config>") -> None:
         errors.append(
             f"problems.dataset.domain: unknown verifier {dataset.domain!r}; known: {', '.join(sorted(VERIFIERS))}"
         )
+    missing = missing_runner_package(config.orchestration.task_runner)
+    if missing is not None:
+        errors.append(missing)
     if errors:
         raise ConfigError(source, errors)
 
@@ -81,18 +94,82 @@ def open_run(config: RunConfig) -> RunStore:
 @flow(name="flywheel-campaign")
 def campaign_flow(config: RunConfig) -> list[dict[str, Any]]:
     """Run (or resume) rounds HEAD+1 .. config.rounds, holding the run's lock; returns the new manifests."""
+    logger = get_run_logger()
     store = open_run(config)
     manifests = []
     with RunLock(store):
         store.write_plan(config.rounds)
         head = store.repair_head()
+        if early_stop(store, config) is None:
+            store.clear_early_stop()
         try:
-            for round_id in range(0 if head is None else head + 1, config.rounds + 1):
-                manifests.append(round_flow(config, round_id))
+            runner_config = config.orchestration.task_runner
+            api_url = None if runner_config.kind == "local" else _api_url()
+            with campaign_task_runner(runner_config, api_url) as task_runner:
+                for round_id in range(0 if head is None else head + 1, config.rounds + 1):
+                    stop = early_stop(store, config)
+                    if stop is not None:
+                        store.write_early_stop(stop)
+                        logger.warning("campaign stopped before round %d: %s", round_id, stop["reason"])
+                        break
+                    manifests.append(round_flow.with_options(task_runner=task_runner)(config, round_id))
         finally:
             ENGINES.close()
             VERIFIER_POOLS.close()
     return manifests
+
+
+def early_stop(store: RunStore, config: RunConfig) -> dict[str, Any] | None:
+    """The stop record when the committed rounds have plateaued under `orchestration.early_stop`; else None."""
+    rule = config.orchestration.early_stop
+    if rule is None:
+        return None
+    history = []
+    for round_id in store.committed_rounds():
+        metrics = store.read_manifest(round_id)["metrics"]
+        if rule.metric not in metrics:
+            raise ConfigError(
+                "orchestration.early_stop.metric",
+                [f"round {round_id} has no metric {rule.metric!r}; it has: {', '.join(sorted(metrics))}"],
+            )
+        history.append((round_id, float(metrics[rule.metric])))
+    return plateau(history, rule)
+
+
+def plateau(history: list[tuple[int, float]], rule: EarlyStopConfig) -> dict[str, Any] | None:
+    """Given (round, metric) in round order: the stop record if the last `patience` rounds did not improve."""
+    if not history:
+        return None
+    best_round, best = history[0]
+    stale: list[int] = []
+    for round_id, value in history[1:]:
+        improved = value > best + rule.min_delta if rule.mode == "max" else value < best - rule.min_delta
+        if improved:
+            best_round, best, stale = round_id, value, []
+        else:
+            stale.append(round_id)
+    if len(stale) < rule.patience:
+        return None
+    last_round, last = history[-1]
+    return {
+        "round": last_round,
+        "metric": rule.metric,
+        "value": last,
+        "best_round": best_round,
+        "best": best,
+        "rounds_without_improvement": stale,
+        "rule": rule.model_dump(mode="json"),
+        "reason": f"{rule.metric} has not improved by more than {rule.min_delta:g} on round {best_round}'s "
+        f"{best:.4g} for {len(stale)} round(s) ({', '.join(map(str, stale))}; patience {rule.patience})",
+        "stopped_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _api_url() -> str | None:
+    """The Prefect API this flow reports to (also the ephemeral one), for the workers of a local cluster."""
+    from prefect.client.orchestration import get_client
+
+    return str(get_client(sync_client=True).api_url)
 
 
 def stored_config(store: RunStore) -> RunConfig:
@@ -103,7 +180,9 @@ def stored_config(store: RunStore) -> RunConfig:
 
 
 def _comparable(config: RunConfig) -> dict[str, Any]:
-    return {key: value for key, value in config.model_dump(mode="json").items() if key != "rounds"}
+    return {
+        key: value for key, value in config.model_dump(mode="json").items() if key not in ("rounds", "orchestration")
+    }
 
 
 def _yaml(text: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ from flows.env import configure_environment
 from flows.supervise import is_supervised, run_supervised
 
 EXIT_BAD_INPUT = 2
-FLOW_COMMANDS = ("run", "demo", "resume")
+FLOW_COMMANDS = ("run", "demo", "resume", "schedule")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in FLOW_COMMANDS and not is_supervised():
         return run_supervised(argv)
     from configs import ConfigError
+    from flows.export import ExportError
     from stages.problems import ProblemsError
     from storage import LockError, StoreError
     from verifiers import UnknownVerifierError
 
     try:
         return args.handler(args)
-    except (ConfigError, ProblemsError, StoreError, LockError, UnknownVerifierError) as error:
+    except (ConfigError, ExportError, ProblemsError, StoreError, LockError, UnknownVerifierError) as error:
         print(f"flywheel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -52,7 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="finish the open round, then the remaining planned rounds")
     resume.add_argument("run_name")
     resume.add_argument("--store", default="./runs")
+    resume.add_argument(
+        "--no-early-stop", action="store_true", help="continue a campaign that stopped early on a plateau"
+    )
     resume.set_defaults(handler=_resume)
+
+    schedule = commands.add_parser(
+        "schedule", help="serve a cron-scheduled Prefect deployment that adds rounds to a run (needs a server)"
+    )
+    schedule.add_argument("config", type=Path, help="YAML run config")
+    schedule.add_argument("--cron", required=True, help="when to trigger, e.g. '0 3 * * *' (03:00 daily)")
+    schedule.add_argument("--timezone", help="IANA time zone of the cron string, e.g. Europe/Paris (default UTC)")
+    schedule.add_argument("--name", help="deployment name (default: the run name)")
+    schedule.add_argument(
+        "--rounds-per-trigger", type=int, default=1, metavar="N", help="rounds each trigger commits (default 1)"
+    )
+    schedule.add_argument("--run-name", help="run folder name in the store")
+    schedule.add_argument("--store", help="store folder or fsspec URL (default ./runs)")
+    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    schedule.set_defaults(handler=_schedule, rounds=None)  # each trigger sets the rounds
 
     rollback = commands.add_parser("rollback", help="make round N the HEAD; later rounds go to archive/")
     rollback.add_argument("run_name")
@@ -80,6 +100,23 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("second", type=int)
     diff.add_argument("--store", default="./runs")
     diff.set_defaults(handler=_diff)
+
+    report = commands.add_parser("report", help="print the path of a committed round's report.html")
+    report.add_argument("run_name")
+    report.add_argument("round", type=int, nargs="?", help="round number (default: HEAD)")
+    report.add_argument("--store", default="./runs")
+    report.set_defaults(handler=_report)
+
+    export = commands.add_parser("export", help="export a committed round's table as a Hugging Face dataset")
+    export.add_argument("run_name")
+    export.add_argument("round", type=int)
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", type=Path, dest="to_dir", metavar="DIR", help="a new or empty folder")
+    target.add_argument("--to-hub", dest="to_hub", metavar="REPO", help="a hub dataset repo id (needs a token)")
+    export.add_argument("--table", default="dataset", help="dataset, traces, dropped, difficulty, eval, problems")
+    export.add_argument("--private", action="store_true", help="with --to-hub: create the repo as private")
+    export.add_argument("--store", default="./runs")
+    export.set_defaults(handler=_export)
     return parser
 
 
@@ -130,16 +167,52 @@ def _campaign(config: Any, source: str) -> list[dict[str, Any]]:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from flows.campaign import stored_config
+    from flows.campaign import early_stop, stored_config
 
     store = _existing_store(args.store, args.run_name)
     config = stored_config(store)
+    if args.no_early_stop:
+        orchestration = config.orchestration.model_copy(update={"early_stop": None})
+        config = config.model_copy(update={"orchestration": orchestration})
+    else:
+        stop = early_stop(store, config)
+        if stop is not None:
+            print(f"run {args.run_name!r} stopped early after round {stop['round']}: {stop['reason']}")
+            print(f"nothing to do; to continue anyway: flywheel resume {args.run_name} --no-early-stop")
+            return 0
     open_rounds = store.open_rounds()
     print(
         f"resuming run {args.run_name!r}: HEAD={store.head()}, open round(s) {open_rounds or 'none'}, "
         f"planned rounds 0..{config.rounds}"
     )
     _print_rounds(_campaign(config, store.path("run.yaml")), title=f"run {args.run_name}")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from configs import ConfigError, load_config
+    from flows.campaign import check_config, open_run
+    from flows.schedule import DEPLOYMENT_FLOW, ScheduleError, check_cron, check_server, serve_schedule
+
+    if args.rounds_per_trigger < 1:
+        raise ConfigError("--rounds-per-trigger", [f"must be at least 1, got {args.rounds_per_trigger}"])
+    try:
+        check_cron(args.cron, args.timezone)
+        url = check_server(os.environ["PREFECT_HOME"])
+    except ScheduleError as error:
+        print(f"flywheel: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config = load_config(args.config, _overrides(args))
+    check_config(config, str(args.config))
+    open_run(config)  # bad problems or a clashing run fail here, before anything is served
+    name = args.name or config.run_name
+    zone = args.timezone or "UTC"
+    print(
+        f"serving deployment {DEPLOYMENT_FLOW}/{name} on {url}: cron {args.cron!r} ({zone}); each trigger "
+        f"commits {args.rounds_per_trigger} more round(s) of run {config.run_name!r}. Ctrl-C stops serving "
+        "(and pauses the schedule)."
+    )
+    serve_schedule(config, args.cron, args.timezone, name, args.rounds_per_trigger)
     return 0
 
 
@@ -194,6 +267,27 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from flows.report import report_location
+
+    print(report_location(_existing_store(args.store, args.run_name), args.round))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from flows.export import export_to_dir, export_to_hub
+
+    store = _existing_store(args.store, args.run_name)
+    if args.to_hub is not None:
+        url = export_to_hub(store, args.round, args.table, args.to_hub, private=args.private)
+        print(f"pushed {args.table} of round {args.round} to {url}")
+    else:
+        rows = export_to_dir(store, args.round, args.table, args.to_dir)
+        print(f"exported {rows} rows of {args.table} of round {args.round} to {args.to_dir}")
+        print(f"load with: datasets.load_dataset({str(args.to_dir)!r})")
+    return 0
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
@@ -235,6 +329,9 @@ def _status(args: argparse.Namespace) -> int:
     store = _existing_store(args.store, args.run_name)
     _print_rounds(_round_rows(args.store, args.run_name), title=f"run {args.run_name} in {args.store}")
     print(f"HEAD: {store.head()}   planned rounds: 0..{store.read_plan()}")
+    stop = store.read_early_stop()
+    if stop is not None and stop["round"] == store.head():
+        print(f"campaign stopped early after round {stop['round']} ({stop['stopped_at']}): {stop['reason']}")
     from flows.round import STAGE_ORDER
 
     for round_id in store.open_rounds():

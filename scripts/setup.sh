@@ -13,6 +13,13 @@ if ! command -v bwrap >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt
 fi
 command -v bwrap >/dev/null 2>&1 \
   || echo "bubblewrap (bwrap) is not installed: the code sandbox falls back to rlimits only (no network or file-system isolation). Install it with: apt-get install bubblewrap" >&2
+# Headless Chromium screenshots a round's report.html in the tests (scripts/screenshot_report.py).
+if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; } >/dev/null 2>&1 || true
+fi
+command -v chromium >/dev/null 2>&1 \
+  || echo "chromium is not installed: the report screenshot test is skipped. Install it with: apt-get install chromium" >&2
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${target},dev]"

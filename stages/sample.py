@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,18 @@ TRACES_SCHEMA = pa.schema(
         pa.field("seed", pa.int64(), nullable=False),
     ]
 )
+
+
+PROGRESS_ENV = "FLYWHEEL_PROGRESS"
+
+
+def show_progress() -> bool:
+    """Progress bars (tqdm, on stderr) for a person at a terminal, not for logs: on when stderr is a TTY,
+    off otherwise (CI, redirected output); FLYWHEEL_PROGRESS=1 forces them on, FLYWHEEL_PROGRESS=0 off."""
+    forced = os.environ.get(PROGRESS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return sys.stderr.isatty()
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,7 @@ class Sampler:
             )
             for seed in seeds
         ]
-        outputs = self.llm.generate(requests, params, use_tqdm=True)
+        outputs = self.llm.generate(requests, params, use_tqdm=show_progress())
         rows: list[dict[str, Any]] = []
         for problem_id, prompt, seed, output in zip(problem_ids, prompts, seeds, outputs, strict=True):
             for completion in output.outputs:

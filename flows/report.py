@@ -1,0 +1,88 @@
+"""Round reports: gather a round's report data from the run store, write `report.html`, publish a Prefect artifact.
+
+Rendering is `stages/report_html.py` (pure). Here: the data comes from the manifests of the committed rounds
+before this one plus the pending manifest of this one, and from this round's `difficulty` and `dropped`
+tables when it has them; the page is written as a file of the round before the round commits, so the
+manifest lists and hashes it like every other file; after the commit, the round's markdown summary is
+published with `prefect.artifacts.create_markdown_artifact` so the Prefect UI shows it. A round committed
+before reports existed has no report, and `report_location` says so; nothing here rewrites a committed round.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow.compute as pc
+
+from stages.curate import DIFFICULTY_SCHEMA, DROPPED_SCHEMA
+from stages.report_html import ReportInput, render_report_html, render_round_markdown
+from stages.verify import VERIFIED_TRACES_SCHEMA
+from storage import FileRecord, RunStore, StoreError
+
+REPORT_FILE = "report.html"
+
+
+def sampling_token_metrics(store: RunStore, round_id: int, files: list[FileRecord]) -> dict[str, float]:
+    """`sample_tokens`: completion tokens in the round's sampled traces; empty when it sampled nothing.
+
+    With `sample_seconds` it gives sampling throughput; stored in the manifest so later reports need not
+    re-read every earlier round's traces."""
+    parts = [record for record in files if record.path.startswith("traces/")]
+    if not parts:
+        return {}
+    total = 0
+    for part in parts:
+        tokens = store.read_part(round_id, part, VERIFIED_TRACES_SCHEMA).column("completion_tokens")
+        total += pc.sum(tokens).as_py() or 0
+    return {"sample_tokens": float(total)}
+
+
+def write_round_report(store: RunStore, round_id: int, manifest: dict[str, Any], files: list[FileRecord]) -> FileRecord:
+    """Render and write `report.html` of an uncommitted round: rounds 0..round_id, this one from `manifest`."""
+    earlier = [store.read_manifest(r) for r in store.committed_rounds() if r < round_id]
+    listed = {record.path for record in files}
+    difficulty = store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA) if "difficulty.parquet" in listed else None
+    dropped = store.read_table(round_id, "dropped", DROPPED_SCHEMA) if "dropped.parquet" in listed else None
+    page = render_report_html(
+        ReportInput(store.run_name, [*earlier, {**manifest, "round": round_id}], difficulty, dropped)
+    )
+    return store.write_file(round_id, REPORT_FILE, page.encode())
+
+
+def report_location(store: RunStore, round_id: int | None = None) -> str:
+    """Where a committed round's report is (HEAD's by default); a StoreError says why there is none."""
+    if round_id is None:
+        round_id = store.head()
+        if round_id is None:
+            raise StoreError(f"run {store.run_name!r} has no committed round yet, so no report")
+    manifest = store.read_manifest(round_id)
+    entry = next((entry for entry in manifest["files"] if entry["path"] == REPORT_FILE), None)
+    if entry is None:
+        raise StoreError(
+            f"round {round_id} of run {store.run_name!r} has no report: it was committed before reports "
+            f"existed (its manifest lists no {REPORT_FILE})"
+        )
+    problem = store.check_files(round_id, [FileRecord(**entry)])
+    if problem is not None:
+        raise StoreError(f"the report of round {round_id} of run {store.run_name!r} is unusable: {problem}")
+    return store.location(round_id, REPORT_FILE)
+
+
+def artifact_key(run: str, round_id: int) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only: `My_Run.2` -> `my-run-2-round-3`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", run.lower()).strip("-") or "run"
+    return f"{slug}-round-{round_id}"
+
+
+def publish_round_artifact(run: str, manifest: dict[str, Any]) -> str:
+    """Publish a committed round's summary as a markdown artifact of the running flow; returns its key."""
+    from prefect.artifacts import create_markdown_artifact
+
+    key = artifact_key(run, manifest["round"])
+    create_markdown_artifact(
+        markdown=render_round_markdown(run, manifest),
+        key=key,
+        description=f"flywheel run {run}, round {manifest['round']}: metrics, kept/dropped, stage timings",
+    )
+    return key

@@ -1,0 +1,129 @@
+"""Where a round's verify tasks run: Prefect's thread pool (`local`), a Dask cluster or a Ray cluster.
+
+What scales out is verification: `_sample_shards` in flows/round.py submits each sampled shard's verification
+as the `verify-shard` task to the flow's task runner and samples the next shard meanwhile. vLLM stays in the
+flow's process (it holds the accelerator and one engine serves every shard), and so does file I/O: a task
+returns its verdicts, and the flow writes and journals the part files in shard order, so resume works the
+same whatever runs the verification. Curation also stays in the flow's process: it is one pass over the
+whole round's table (MinHash signatures against each other and against earlier rounds' stored ones), fast
+next to sampling (see bench/dedup.py), and splitting it by shard would miss duplicates across shards.
+
+`campaign_task_runner` starts a local cluster once per campaign (or connects to `address`) and hands out a
+task runner for every round. Each Dask or Ray worker process verifies with its own verifier pool
+(`flows.engines.VERIFIER_POOLS`, `verify.workers` processes per worker). A pool starts child processes, which
+multiprocessing refuses in a daemonic process, and Dask starts its worker processes daemonic by default:
+local clusters here are started with `distributed.worker.daemon` off; the workers of a cluster you start
+yourself need `DASK_DISTRIBUTED__WORKER__DAEMON=False`, or the task fails saying so. Ray's workers are not
+multiprocessing children and need nothing. Workers of a local cluster report their task runs to the flow's
+Prefect API (its URL is passed to them); remote workers need flywheel installed and reach whatever Prefect
+API their own environment names.
+
+What it does not do: autoscaling, GPU workers, or moving sampling off the flow's process (a `vllm serve`
+fleet is the scale-out path for sampling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from configs import TaskRunnerConfig, VerifyConfig
+
+DEFAULT_WORKERS = 2
+RUNNER_PACKAGES = {"dask": ("prefect_dask", "dask"), "ray": ("prefect_ray", "ray")}
+DAEMON_ADVICE = (
+    "this Dask worker process is daemonic, so it cannot start the verifier pool's processes; start the "
+    "workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment (or `distributed.worker.daemon: "
+    "false` in their Dask config)"
+)
+_POOL_START = threading.Lock()
+
+
+def missing_runner_package(config: TaskRunnerConfig) -> str | None:
+    """The config error when `config.kind` needs a package that is not installed; None when all is there."""
+    if config.kind not in RUNNER_PACKAGES:
+        return None
+    module, extra = RUNNER_PACKAGES[config.kind]
+    if importlib.util.find_spec(module) is None:
+        return (
+            f"orchestration.task_runner.kind: {config.kind!r} needs the {module.replace('_', '-')} package, "
+            f"which is not installed; install it with: pip install 'flywheel[{extra}]'"
+        )
+    return None
+
+
+def verify_in_this_process(traces: pa.Table, problems: pa.Table, config: VerifyConfig) -> pa.Table:
+    """Verdicts for one shard, from this process's verifier pool (started on first use, kept for later shards)."""
+    from flows.engines import VERIFIER_POOLS
+    from stages.verify import verify_traces
+
+    if multiprocessing.current_process().daemon:
+        raise RuntimeError(DAEMON_ADVICE)
+    with _POOL_START:  # two threads verifying their first shards at once must not start two pools
+        pool = VERIFIER_POOLS.get(config)
+    return verify_traces(traces, problems, config=config, pool=pool, cache=VERIFIER_POOLS.cache)
+
+
+verify_shard = task(name="verify-shard", cache_policy=NO_CACHE, persist_result=False)(verify_in_this_process)
+
+
+@contextlib.contextmanager
+def campaign_task_runner(config: TaskRunnerConfig, api_url: str | None) -> Iterator[TaskRunner[Any]]:
+    """A task runner for every round of a campaign; a local Dask/Ray cluster lives as long as this block.
+
+    `api_url` is the flow's Prefect API, handed to the workers of a local cluster so their task runs are
+    recorded there (without it each worker would start a throwaway API server of its own)."""
+    workers = config.workers or DEFAULT_WORKERS
+    if config.kind == "local":
+        yield ThreadPoolTaskRunner(max_workers=workers)
+    elif config.kind == "dask":
+        with _dask_runner(config, workers, api_url) as runner:
+            yield runner
+    else:
+        with _ray_runner(config, workers, api_url) as runner:
+            yield runner
+
+
+@contextlib.contextmanager
+def _dask_runner(config: TaskRunnerConfig, workers: int, api_url: str | None) -> Iterator[TaskRunner[Any]]:
+    from prefect_dask import DaskTaskRunner
+
+    if config.address is not None:
+        yield DaskTaskRunner(address=config.address)
+        return
+    import dask
+    import distributed
+
+    environment = {"PREFECT_API_URL": api_url} if api_url else {}
+    # The nannies read this flag, in this process, whenever they (re)start a worker process; left set for good.
+    dask.config.set({"distributed.worker.daemon": False})
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=environment
+    )
+    with cluster:
+        yield DaskTaskRunner(address=cluster.scheduler_address)
+
+
+@contextlib.contextmanager
+def _ray_runner(config: TaskRunnerConfig, workers: int, api_url: str | None) -> Iterator[TaskRunner[Any]]:
+    import ray
+    from prefect_ray import RayTaskRunner
+
+    if config.address is not None:
+        ray.init(address=config.address)
+    else:
+        environment = {"PREFECT_API_URL": api_url} if api_url else {}
+        ray.init(num_cpus=workers, include_dashboard=False, runtime_env={"env_vars": environment})
+    try:
+        yield RayTaskRunner()  # finds the Ray instance started above and leaves it running between rounds
+    finally:
+        ray.shutdown()

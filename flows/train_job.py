@@ -1,0 +1,74 @@
+"""One training phase as a distributed job: `<launcher> -m flows.train_job <job.json>`.
+
+The flow process writes the job (its run config, round, phase, model and input table) into the round's scratch
+folder and starts the configured launcher (`accelerate launch ...`, `torchrun ...`); every rank runs this module,
+TRL's trainer does the distributed work, and the main rank saves the trained model and its metrics as the phase's
+result (`storage.jobs`). A rank killed mid-way leaves its checkpoints, so re-running the job resumes from them.
+Each rank judges GRPO rewards with its own verifier pool.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pyarrow as pa
+
+from configs import RunConfig, TrainConfig, parse_config
+from flows.faults import CrashAtCheckpoint
+from stages.curate import DATASET_SCHEMA
+from stages.problems import PROBLEMS_SCHEMA
+from stages.rewards import CorrectnessReward, reward_functions
+from stages.train import TrainResult, train_grpo, train_sft
+from storage.jobs import finish_result, read_job, staging_dir
+from verifiers.pool import VerifierPool
+
+
+def run_job(job_path: str) -> None:
+    spec, table = read_job(job_path)
+    config = parse_config(spec["config"], source=job_path)
+    train_config = config.warm_start if spec["warm_start"] else config.train
+    assert train_config is not None
+    expected = DATASET_SCHEMA if spec["phase"] == "sft" else PROBLEMS_SCHEMA
+    if table.schema != expected:
+        raise ValueError(f"{spec['input']}: schema differs from the {spec['phase']} input schema:\n{table.schema}")
+    result = _train(spec, config, train_config, table)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    staging = staging_dir(spec["final_dir"]) if main_rank else f"{spec['final_dir']}.staging"
+    if train_config.lora is not None:  # the merged model is whole on every rank (LoRA is not combined with ZeRO-3)
+        if main_rank:
+            result.model.save_pretrained(staging)
+    else:
+        result.trainer.save_model(staging)  # collective under DeepSpeed ZeRO-3: every rank takes part
+    if main_rank:
+        result.tokenizer.save_pretrained(staging)
+        finish_result(spec["final_dir"], result.metrics)
+
+
+def _train(spec: dict[str, Any], config: RunConfig, train_config: TrainConfig, table: pa.Table) -> TrainResult:
+    phase = spec["phase"]
+    common: dict[str, Any] = {
+        "seed": spec["seed"],
+        "output_dir": spec["output_dir"],
+        "system_prompt": config.problems.system_prompt,
+        "callbacks": [CrashAtCheckpoint(phase, spec["round_id"])],
+    }
+    if phase == "sft":
+        return train_sft(spec["model"], None, table, train_config, **common)
+    workers = config.verify.workers or VerifierPool.default_size()
+    with VerifierPool(workers, config.verify.timeout_s, config.verify.memory_limit_mb) as pool:
+        correctness = CorrectnessReward(
+            {row["problem_id"]: row for row in table.to_pylist()}, config=config.verify, pool=pool
+        )
+        rewards, weights = reward_functions(correctness, config.verify.format_weight)
+        result = train_grpo(
+            spec["model"], None, table, train_config, rewards,
+            max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
+        )  # fmt: skip
+    result.metrics["grpo_reward_seconds"] = correctness.seconds
+    return result
+
+
+if __name__ == "__main__":
+    run_job(sys.argv[1])

@@ -1,0 +1,94 @@
+"""Training inside real rounds: SFT then GRPO rewarded by the verifiers, SIGKILLed at a checkpoint of each phase
+and resumed from it; the trained model is then loaded by vLLM for the round's evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _flywheel(*args: str, cwd: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("FLYWHEEL_KILL_AT", None)
+    if kill_at is not None:
+        env["FLYWHEEL_KILL_AT"] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900, env=env
+    )
+
+
+def test_sft_then_grpo_resumes_each_phase_from_its_checkpoint_after_sigkill(tmp_path: Path) -> None:
+    train = {
+        "method": "sft_then_grpo",
+        "max_steps": 6,
+        "save_steps": 3,
+        "warmup_steps": 1,
+        "per_device_train_batch_size": 16,
+        # the tiny warm start solves few problems, so train on all judged ones rather than only informative ones
+        "grpo": {
+            "problems": "all",
+            "max_steps": 4,
+            "learning_rate": 1.0e-4,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+        },
+    }
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", train=train)))
+    store = str(tmp_path / "runs")
+    round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
+
+    killed = _flywheel("run", str(config), cwd=tmp_path, kill_at="checkpoint:sft:3@1")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (round_1 / ".scratch" / "sft" / "checkpoint-3").is_dir()
+
+    killed = _flywheel("resume", "tiny", "--store", store, cwd=tmp_path, kill_at="checkpoint:grpo:3@1")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (round_1 / ".scratch" / "sft" / "checkpoint-6").is_dir()
+    assert (round_1 / ".scratch" / "grpo" / "checkpoint-3").is_dir()
+    assert not (round_1 / "manifest.json").exists()
+
+    done = _flywheel("resume", "tiny", "--store", store, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((round_1 / "manifest.json").read_text())["metrics"]
+    assert metrics["sft_resumed_from_step"] == 6  # finished before the second kill: not trained again
+    assert metrics["sft_steps"] == 6
+    assert metrics["grpo_resumed_from_step"] == 3
+    assert metrics["grpo_steps"] == 4
+    assert metrics["grpo_problems"] == 40
+    assert metrics["grpo_reward_seconds"] > 0  # the rewards came from the verifier pool
+    assert 0.0 <= metrics["pass@1"] <= 1.0  # the evaluation loaded the trained model in vLLM
+    assert not (round_1 / ".scratch").exists()  # checkpoints are working files, gone at commit
+    assert (round_1 / "model" / "model.safetensors").is_file()
+
+
+def test_launcher_trains_a_phase_as_a_two_process_distributed_job(tmp_path: Path) -> None:
+    """`train.launcher` with torchrun: two CPU ranks (gloo) train one phase, the main rank hands the model back."""
+    train = {
+        "launcher": ["torchrun", "--standalone", "--nproc_per_node", "2"],
+        "max_steps": 4,
+        "save_steps": 2,
+        "warmup_steps": 1,
+        "per_device_train_batch_size": 8,
+    }
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", train=train)))
+    done = _flywheel("run", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
+    metrics = json.loads((round_1 / "manifest.json").read_text())["metrics"]
+    assert metrics["sft_processes"] == 2
+    assert metrics["sft_steps"] == 4
+    assert 0.0 <= metrics["pass@1"] <= 1.0  # vLLM loaded the model the job trained
+    round_0 = json.loads((tmp_path / "runs" / "tiny" / "rounds" / "r0000" / "manifest.json").read_text())
+    assert round_0["metrics"]["sft_processes"] == 1  # the warm start has no launcher: trained in the flow process
