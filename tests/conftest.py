@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,19 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
     }
     config.update(changes)
     return config
+
+
+def run_flywheel(
+    *args: str, cwd: Path, kill_at: str | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """`python -m flows.cli ARGS` in a child process, as a user runs it; `kill_at` sets FLYWHEEL_KILL_AT."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("FLYWHEEL_KILL_AT", None)
+    if kill_at is not None:
+        env["FLYWHEEL_KILL_AT"] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture

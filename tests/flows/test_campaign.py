@@ -4,9 +4,7 @@ with back-off of the stages that only move data, never of training."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +17,7 @@ from configs import EarlyStopConfig, RunConfig, parse_config
 from flows.campaign import plateau
 from flows.round import RoundJournal, StageOutput, run_stage
 from storage import RunStore
-from tests.conftest import REPO, tiny_config
-
-
-def _flywheel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+from tests.conftest import run_flywheel, tiny_config
 
 
 @pytest.mark.parametrize(
@@ -109,7 +96,7 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, s
     config["train"]["learning_rate"] = 1e-12
     path = workdir / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = _flywheel("run", str(path), cwd=workdir)
+    result = run_flywheel("run", str(path), cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir, path, result
 
@@ -129,7 +116,7 @@ def test_a_plateau_stops_the_campaign_and_says_why(stopped_run: tuple[Path, Path
     assert stop["best"] == pass_at_1[0] and stop["value"] == pass_at_1[1]
     assert "campaign stopped before round 2: pass@1 has not improved" in result.stdout + result.stderr
 
-    status = _flywheel("status", "tiny", "--store", str(workdir / "runs"), cwd=workdir)
+    status = run_flywheel("status", "tiny", "--store", str(workdir / "runs"), cwd=workdir)
     assert status.returncode == 0, status.stderr
     assert "campaign stopped early after round 1" in status.stdout and "planned rounds: 0..2" in status.stdout
 
@@ -140,14 +127,14 @@ def test_a_stopped_campaign_stays_stopped_until_asked(stopped_run: tuple[Path, P
     run = workdir / "runs" / "tiny"
     store = str(workdir / "runs")
 
-    resumed = _flywheel("resume", "tiny", "--store", store, cwd=workdir)
+    resumed = run_flywheel("resume", "tiny", "--store", store, cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "stopped early after round 1" in resumed.stdout and "--no-early-stop" in resumed.stdout
     assert not (run / "rounds" / "r0002").exists()
 
-    forced = _flywheel("resume", "tiny", "--store", store, "--no-early-stop", cwd=workdir)
+    forced = run_flywheel("resume", "tiny", "--store", store, "--no-early-stop", cwd=workdir)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert (run / "HEAD").read_text().strip() == "2" and (run / "rounds" / "r0002" / "manifest.json").exists()
     assert sorted(p.name for p in (run / "rounds").iterdir()) == ["r0000", "r0001", "r0002"]  # the plan: 0..2
-    status = _flywheel("status", "tiny", "--store", store, cwd=workdir)
+    status = run_flywheel("status", "tiny", "--store", store, cwd=workdir)
     assert "stopped early" not in status.stdout

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import run_flywheel, tiny_config
 
 
 def _flywheel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    return run_flywheel(*args, cwd=cwd, timeout=300)
 
 
 def _write(path: Path, config: dict[str, Any]) -> Path:

@@ -16,20 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, run_flywheel, tiny_config
 
 pytestmark = pytest.mark.slow
 KILL_POINTS = ("stage:select", "shard:traces:0", "stage:sample", "stage:curate", "stage:train", "stage:evaluate")
-
-
-def _flywheel(*args: str, cwd: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("FLYWHEEL_KILL_AT", None)
-    if kill_at is not None:
-        env["FLYWHEEL_KILL_AT"] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900, env=env
-    )
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -58,7 +48,7 @@ def test_resume_after_sigkill_at_every_stage_boundary(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "tiny"
     round_1 = run / "rounds" / "r0001"
 
-    first = _flywheel("run", str(config), cwd=tmp_path, kill_at="stage:select@1")
+    first = run_flywheel("run", str(config), cwd=tmp_path, kill_at="stage:select@1")
     assert first.returncode == -9, first.stderr[-3000:]
     assert (run / "rounds" / "r0000" / "manifest.json").exists() and not (round_1 / "manifest.json").exists()
     round_0 = _digests(run / "rounds" / "r0000")
@@ -68,18 +58,18 @@ def test_resume_after_sigkill_at_every_stage_boundary(tmp_path: Path) -> None:
             # a part file cut short after it was journaled: found by its hash and sampled again
             part = round_1 / "traces" / "part-00001.parquet"
             part.write_bytes(part.read_bytes()[:100])
-        killed = _flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path, kill_at=f"{kill_at}@1")
+        killed = run_flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path, kill_at=f"{kill_at}@1")
         assert killed.returncode == -9, (kill_at, killed.stderr[-3000:])
         assert not (round_1 / "manifest.json").exists()
         if kill_at == "stage:curate":
             assert "re-sampling shard 1" in killed.stderr + killed.stdout
             assert "part-00001.parquet does not match its recorded sha256" in killed.stderr + killed.stdout
 
-    status = _flywheel("status", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    status = run_flywheel("status", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
     assert "open round 1 (not committed): finished stages: select, sample, curate, train, evaluate" in status.stdout
     assert "stale (holder is dead)" in status.stdout
 
-    done = _flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    done = run_flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (run / "HEAD").read_text().strip() == "1"
     _check_manifest(round_1)
@@ -89,19 +79,19 @@ def test_resume_after_sigkill_at_every_stage_boundary(tmp_path: Path) -> None:
     reference_dir.mkdir()
     reference_config = reference_dir / "tiny.yaml"
     reference_config.write_text(yaml.safe_dump(tiny_config(reference_dir / "runs")))
-    assert _flywheel("run", str(reference_config), cwd=reference_dir).returncode == 0
+    assert run_flywheel("run", str(reference_config), cwd=reference_dir).returncode == 0
     keys = _keys(round_1)
     assert len(keys) == len(set(keys)) == 40 * 3
     assert keys == _keys(reference_dir / "runs" / "tiny" / "rounds" / "r0001")
 
     # Rollback: round 1 is archived untouched, round 0 stays as it was, the next round 1 starts from round 0.
     round_1_digests = _digests(round_1)
-    rolled = _flywheel("rollback", "tiny", "--to", "0", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    rolled = run_flywheel("rollback", "tiny", "--to", "0", "--store", str(tmp_path / "runs"), cwd=tmp_path)
     assert rolled.returncode == 0, rolled.stderr
     assert (run / "HEAD").read_text().strip() == "0" and not round_1.exists()
     archived = list((run / "archive").glob("*/r0001"))
     assert len(archived) == 1 and _digests(archived[0]) == round_1_digests
-    again = _flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    again = run_flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((round_1 / "manifest.json").read_text())["model_in"] == "round:0"
     assert _digests(run / "rounds" / "r0000") == round_0
@@ -127,7 +117,7 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
             time.sleep(0.2)
         assert lock.exists(), "the first run never took the lock"
         writer = json.loads(lock.read_text())["pid"]  # the supervised process that runs the flow
-        second = _flywheel("run", str(config), cwd=tmp_path)
+        second = run_flywheel("run", str(config), cwd=tmp_path)
         assert second.returncode == 2
         assert f"is locked by pid {writer} on host" in second.stderr
         os.kill(writer, signal.SIGKILL)  # the writer dies the hard way; its supervisor cleans up the rest
@@ -136,6 +126,6 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
         holder.kill()
         holder.wait()
     assert lock.exists()  # SIGKILL leaves the lock behind
-    third = _flywheel("run", str(config), cwd=tmp_path, kill_at="stage:evaluate@0")
+    third = run_flywheel("run", str(config), cwd=tmp_path, kill_at="stage:evaluate@0")
     assert third.returncode == -9
     assert "taking over the lock" in third.stderr + third.stdout

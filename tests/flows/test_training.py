@@ -4,27 +4,14 @@ and resumed from it; the trained model is then loaded by vLLM for the round's ev
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import run_flywheel, tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-def _flywheel(*args: str, cwd: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("FLYWHEEL_KILL_AT", None)
-    if kill_at is not None:
-        env["FLYWHEEL_KILL_AT"] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900, env=env
-    )
 
 
 def test_sft_then_grpo_resumes_each_phase_from_its_checkpoint_after_sigkill(tmp_path: Path) -> None:
@@ -48,17 +35,17 @@ def test_sft_then_grpo_resumes_each_phase_from_its_checkpoint_after_sigkill(tmp_
     store = str(tmp_path / "runs")
     round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
 
-    killed = _flywheel("run", str(config), cwd=tmp_path, kill_at="checkpoint:sft:3@1")
+    killed = run_flywheel("run", str(config), cwd=tmp_path, kill_at="checkpoint:sft:3@1")
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert (round_1 / ".scratch" / "sft" / "checkpoint-3").is_dir()
 
-    killed = _flywheel("resume", "tiny", "--store", store, cwd=tmp_path, kill_at="checkpoint:grpo:3@1")
+    killed = run_flywheel("resume", "tiny", "--store", store, cwd=tmp_path, kill_at="checkpoint:grpo:3@1")
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert (round_1 / ".scratch" / "sft" / "checkpoint-6").is_dir()
     assert (round_1 / ".scratch" / "grpo" / "checkpoint-3").is_dir()
     assert not (round_1 / "manifest.json").exists()
 
-    done = _flywheel("resume", "tiny", "--store", store, cwd=tmp_path)
+    done = run_flywheel("resume", "tiny", "--store", store, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((round_1 / "manifest.json").read_text())["metrics"]
     assert metrics["sft_resumed_from_step"] == 6  # finished before the second kill: not trained again
@@ -83,7 +70,7 @@ def test_launcher_trains_a_phase_as_a_two_process_distributed_job(tmp_path: Path
     }
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", train=train)))
-    done = _flywheel("run", str(config), cwd=tmp_path)
+    done = run_flywheel("run", str(config), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
     metrics = json.loads((round_1 / "manifest.json").read_text())["metrics"]
