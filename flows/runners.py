@@ -18,8 +18,8 @@ multiprocessing children and need nothing. Workers of a local cluster report the
 Prefect API (its URL is passed to them); remote workers need flywheel installed and reach whatever Prefect
 API their own environment names.
 
-What it does not do: autoscaling, GPU workers, or moving sampling off the flow's process (a `vllm serve`
-fleet is the scale-out path for sampling).
+What it does not do: autoscaling, GPU workers, or moving sampling off the flow's process (sampling scales
+with vLLM's own tensor and data parallelism inside it).
 """
 
 from __future__ import annotations
