@@ -13,29 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pyarrow.compute as pc
-
 from stages.curate import DIFFICULTY_SCHEMA, DROPPED_SCHEMA
 from stages.report_html import ReportInput, render_report_html, render_round_markdown
-from stages.verify import VERIFIED_TRACES_SCHEMA
 from storage import FileRecord, RunStore, StoreError
 
 REPORT_FILE = "report.html"
-
-
-def sampling_token_metrics(store: RunStore, round_id: int, files: list[FileRecord]) -> dict[str, float]:
-    """`sample_tokens`: completion tokens in the round's sampled traces; empty when it sampled nothing.
-
-    With `sample_seconds` it gives sampling throughput; stored in the manifest so later reports need not
-    re-read every earlier round's traces."""
-    parts = [record for record in files if record.path.startswith("traces/")]
-    if not parts:
-        return {}
-    total = 0
-    for part in parts:
-        tokens = store.read_part(round_id, part, VERIFIED_TRACES_SCHEMA).column("completion_tokens")
-        total += pc.sum(tokens).as_py() or 0
-    return {"sample_tokens": float(total)}
 
 
 def write_round_report(store: RunStore, round_id: int, manifest: dict[str, Any], files: list[FileRecord]) -> FileRecord:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -33,19 +34,19 @@ from prefect.tasks import exponential_backoff
 
 from configs import OrchestrationConfig, RunConfig, TrainConfig, config_hash
 from flows.engines import ENGINES, VERIFIER_POOLS
-from flows.faults import CrashAtCheckpoint, crash_point
+from flows.faults import crash_point
 from flows.runners import DEFAULT_WORKERS, verify_shard
+from flows.train_job import train_phase
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
 from stages.decontaminate import eval_texts_from_problems
 from stages.dedup import SIGNATURES_SCHEMA
 from stages.evaluate import evaluate_traces
 from stages.problems import PROBLEMS_SCHEMA, split_of
 from stages.report import curation_report, report_metrics
-from stages.rewards import CorrectnessReward, reward_functions
 from stages.sample import SamplingSpec
 from stages.select import select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
-from stages.train import TrainResult, grpo_problems_of, load_model, train_grpo, train_sft
+from stages.train import grpo_problems_of, load_model
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
 from storage import FileRecord, RunStore
 from storage.jobs import read_result, save_pretrained, write_job
@@ -162,9 +163,8 @@ def round_flow(config: RunConfig, round_id: int) -> dict[str, Any]:
         files += output.files
         metrics |= output.metrics
     # Imported here: matplotlib is only needed once per round, at commit time.
-    from flows.report import publish_round_artifact, sampling_token_metrics, write_round_report
+    from flows.report import publish_round_artifact, write_round_report
 
-    metrics |= sampling_token_metrics(store, round_id, files)
     manifest = {
         "run": config.run_name,
         "parent": round_id - 1 if round_id > 0 else None,
@@ -253,6 +253,7 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
             files,
             {
                 "traces": float(traces.num_rows),
+                "sample_tokens": float(pc.sum(traces.column("completion_tokens")).as_py() or 0),
                 "sample_pass_rate": sum(judged) / len(judged) if judged else 0.0,
                 **report_metrics(curation_report(curated, history)),
             },
@@ -422,7 +423,11 @@ def _train(
             model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
             tokenizer = None
         else:
-            result = _train_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
+            result = train_phase(
+                phase, train_config, config, round_id, model, tokenizer, data,
+                output_dir=f"{store.scratch_dir(round_id)}/{phase}",
+                pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
+            )  # fmt: skip
             model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
         metrics |= phase_metrics
     if isinstance(model, str):  # trained by a launched job, or every phase was skipped
@@ -430,39 +435,6 @@ def _train(
     metrics["train_seconds"] = sum(metrics.get(f"{phase}_seconds", 0.0) for phase in phases)
     metrics["train_tokens"] = sum(metrics.get(f"{phase}_tokens", 0.0) for phase in phases)
     return StageOutput(store.save_model(round_id, model, tokenizer), metrics)
-
-
-def _train_phase(
-    train_config: TrainConfig,
-    phase: str,
-    config: RunConfig,
-    store: RunStore,
-    round_id: int,
-    model: Any,
-    tokenizer: Any,
-    data: pa.Table,
-) -> TrainResult:
-    common: dict[str, Any] = {
-        "seed": config.seed + round_id,
-        "output_dir": f"{store.scratch_dir(round_id)}/{phase}",
-        "system_prompt": config.problems.system_prompt,
-        "callbacks": [CrashAtCheckpoint(phase, round_id)],
-    }
-    if phase == "sft":
-        return train_sft(model, tokenizer, data, train_config, **common)
-    correctness = CorrectnessReward(
-        {row["problem_id"]: row for row in data.to_pylist()},
-        config=config.verify,
-        pool=VERIFIER_POOLS.get(config.verify),
-        cache=VERIFIER_POOLS.cache,
-    )
-    rewards, weights = reward_functions(correctness, config.verify.format_weight)
-    result = train_grpo(
-        model, tokenizer, data, train_config, rewards,
-        max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
-    )  # fmt: skip
-    result.metrics["grpo_reward_seconds"] = correctness.seconds
-    return result
 
 
 def _launch_phase(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from stages.problems import PROBLEMS_SCHEMA
 from stages.rewards import CorrectnessReward, reward_functions
 from stages.train import TrainResult, train_grpo, train_sft
 from storage.jobs import finish_result, read_job, staging_dir
+from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
 
@@ -47,25 +49,48 @@ def run_job(job_path: str) -> None:
 
 
 def _train(spec: dict[str, Any], config: RunConfig, train_config: TrainConfig, table: pa.Table) -> TrainResult:
-    phase = spec["phase"]
-    common: dict[str, Any] = {
-        "seed": spec["seed"],
-        "output_dir": spec["output_dir"],
-        "system_prompt": config.problems.system_prompt,
-        "callbacks": [CrashAtCheckpoint(phase, spec["round_id"])],
-    }
-    if phase == "sft":
-        return train_sft(spec["model"], None, table, train_config, **common)
+    if spec["phase"] == "sft":
+        return train_phase("sft", train_config, config, spec["round_id"], spec["model"], None, table,
+                           output_dir=spec["output_dir"], pool=lambda: None)  # fmt: skip
     workers = config.verify.workers or VerifierPool.default_size()
     with VerifierPool(workers, config.verify.timeout_s, config.verify.memory_limit_mb) as pool:
-        correctness = CorrectnessReward(
-            {row["problem_id"]: row for row in table.to_pylist()}, config=config.verify, pool=pool
-        )
-        rewards, weights = reward_functions(correctness, config.verify.format_weight)
-        result = train_grpo(
-            spec["model"], None, table, train_config, rewards,
-            max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
-        )  # fmt: skip
+        return train_phase("grpo", train_config, config, spec["round_id"], spec["model"], None, table,
+                           output_dir=spec["output_dir"], pool=lambda: pool)  # fmt: skip
+
+
+def train_phase(
+    phase: str,
+    train_config: TrainConfig,
+    config: RunConfig,
+    round_id: int,
+    model: Any,
+    tokenizer: Any,
+    data: pa.Table,
+    *,
+    output_dir: str,
+    pool: Callable[[], VerifierPool | None],
+    cache: VerdictCache | None = None,
+) -> TrainResult:
+    """One training phase, in the flow's process or a launched job's rank; GRPO's rewards judge through `pool()`
+    (asked for only by GRPO, so an SFT phase starts no verifier processes)."""
+    common: dict[str, Any] = {
+        "seed": config.seed + round_id,
+        "output_dir": output_dir,
+        "system_prompt": config.problems.system_prompt,
+        "callbacks": [CrashAtCheckpoint(phase, round_id)],
+    }
+    if phase == "sft":
+        return train_sft(model, tokenizer, data, train_config, **common)
+    verifier_pool = pool()
+    assert verifier_pool is not None
+    correctness = CorrectnessReward(
+        {row["problem_id"]: row for row in data.to_pylist()}, config=config.verify, pool=verifier_pool, cache=cache
+    )
+    rewards, weights = reward_functions(correctness, config.verify.format_weight)
+    result = train_grpo(
+        model, tokenizer, data, train_config, rewards,
+        max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
+    )  # fmt: skip
     result.metrics["grpo_reward_seconds"] = correctness.seconds
     return result
 
