@@ -40,32 +40,47 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stoppable(args: argparse.Namespace) -> int:
     """Run a round command; a stop signal ends it with 128 + the signal's number, like a process it killed."""
-    from flows.stopping import STOP_EXCEPTIONS, stop_signal
+    from flows.stopping import STOP_EXCEPTIONS, exit_now, stop_signal
 
     try:
         return _handle(args)
-    except STOP_EXCEPTIONS as stop:
+    except STOP_EXCEPTIONS:
         signum = stop_signal() or signal.SIGINT
         print(
-            f"flywheel: stopped by {signal.Signals(signum).name} ({stop}); the open round keeps its finished "
-            "stages and shards: `flywheel resume RUN` continues it",
+            f"flywheel: stopped by {signal.Signals(signum).name}; the open round keeps its finished stages and "
+            "shards: `flywheel resume RUN` continues it",
             file=sys.stderr,
         )
-        return 128 + signum
+        exit_now(128 + signum)
+        raise  # not reached
+
+
+# Errors that mean bad input (a message for the user, exit 2), by module: a command only pays for importing the
+# modules it uses, and an error class whose module was never imported cannot have been raised.
+BAD_INPUT_ERRORS = {
+    "configs.loader": "ConfigError",
+    "flows.export": "ExportError",
+    "stages.problems": "ProblemsError",
+    "storage.store": "StoreError",
+    "storage.lock": "LockError",
+    "verifiers": "UnknownVerifierError",
+}
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from configs import ConfigError
-    from flows.export import ExportError
-    from stages.problems import ProblemsError
-    from storage import LockError, StoreError
-    from verifiers import UnknownVerifierError
-
     try:
         return args.handler(args)
-    except (ConfigError, ExportError, ProblemsError, StoreError, LockError, UnknownVerifierError) as error:
+    except Exception as error:
+        if not isinstance(error, _bad_input_errors()):
+            raise
         print(f"flywheel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _bad_input_errors() -> tuple[type[Exception], ...]:
+    return tuple(
+        getattr(sys.modules[module], name) for module, name in BAD_INPUT_ERRORS.items() if module in sys.modules
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

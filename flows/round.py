@@ -13,6 +13,7 @@ the same `(problem_id, sample_idx)` rows as the lost one.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -419,6 +420,7 @@ def _train(
     from its newest checkpoint and a finished phase resumes as a no-op. With `train.launcher`, each phase runs as
     a distributed job (`flows.train_job`) and hands its model back as a folder."""
     ENGINES.close()  # the sampling engine serves the parent model, which is never sampled again; free its memory
+    gc.collect()
     metrics: dict[str, float] = {}
     for phase in phases:
         data = sft_data if phase == "sft" else grpo_problems

@@ -29,6 +29,7 @@ from prefect.states import Cancelled, Crashed
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_DEADLINE_S = 7.0
+LOG_FLUSH_S = 2.0
 # What a stop looks like from inside a flow: our handler's exception, Ctrl-C, Prefect's SIGTERM bridge, or
 # a subflow that was cancelled by one of these.
 STOP_EXCEPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, TerminationSignal, CancelledRun)
@@ -80,6 +81,24 @@ def _stop_deadline(signum: int) -> None:
     os._exit(128 + signum)
 
 
+def exit_now(code: int) -> None:
+    """Leave at once once a stop is handled: the flow runs are Cancelled and the lock released, so what is left
+    is Prefect's log queue (sent now, for at most `LOG_FLUSH_S`) and helper processes (ended here). Python's
+    normal exit would instead wait seconds for Prefect's temporary server, which shuts down gracefully only
+    after every connection this process still holds to it has closed."""
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.supervise import HELPER_GRACE_S, end_descendants
+
+    flushing = threading.Thread(target=APILogWorker.drain_all, kwargs={"timeout": LOG_FLUSH_S}, daemon=True)
+    flushing.start()
+    flushing.join(LOG_FLUSH_S)
+    end_descendants(HELPER_GRACE_S)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def signal_of(stop: BaseException) -> int:
     if isinstance(stop, StopRequested):
         return stop.signum
@@ -92,7 +111,8 @@ def cancelled(stop: BaseException, what: str) -> Any:
     """The Cancelled state a flow returns when `stop` (one of STOP_EXCEPTIONS) ended it."""
     if not isinstance(stop, CancelledRun):
         begin_stop(signal_of(stop))
-    cause = stop if isinstance(stop, CancelledRun) else f"by {signal.Signals(signal_of(stop)).name}"
+    signum = stop_signal()
+    cause = f"by {signal.Signals(signum).name}" if signum is not None else str(stop)
     message = f"{what} stopped ({cause}); finished shards and stages are kept, `flywheel resume` continues"
     logger.warning(message)
     return Cancelled(message=message)

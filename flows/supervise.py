@@ -27,11 +27,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 SUPERVISED = "FLYWHEEL_SUPERVISED"
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-STOP_GRACE_S = 8.0  # from the first stop signal to killing the child: inside the 10 s a service manager waits
+STOP_GRACE_S = 9.0  # from the first stop signal to killing the child: inside the 10 s a service manager waits
 HELPER_GRACE_S = 1.5  # from SIGTERM to SIGKILL for helpers left over once the child has exited
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -58,21 +59,31 @@ def run_supervised(argv: list[str]) -> int:
         preexec_fn=_stop_with_parent,
     )
     signals_seen: list[int] = []
+    killed: list[bool] = []
+    stop_by: list[float] = []  # when the stop's time is up
+
+    def kill_child() -> None:
+        killed.append(True)
+        _kill_tree(child.pid)
 
     def forward(signum: int, _frame: object) -> None:
         signals_seen.append(signum)
         if len(signals_seen) > 1:  # asked twice: stop waiting
-            _kill_tree(child.pid)
+            kill_child()
             return
         _signal(child.pid, signum)
-        timer = threading.Timer(STOP_GRACE_S, _kill_tree, args=(child.pid,))
+        stop_by.append(time.monotonic() + STOP_GRACE_S)
+        timer = threading.Timer(STOP_GRACE_S, kill_child)
         timer.daemon = True
         timer.start()
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, forward)
     code = child.wait()
-    end_descendants(HELPER_GRACE_S)
+    # A helper that is itself stopping a round (a flow run started by `schedule`) gets the rest of the stop's time.
+    end_descendants(max(HELPER_GRACE_S, stop_by[0] - time.monotonic()) if stop_by else HELPER_GRACE_S)
+    if killed:  # stopped as asked, the hard way: report the signal that asked, not the kill
+        return 128 + signals_seen[0]
     if code < 0:  # the child died by a signal: die by the same one, so callers see what happened
         if -code not in (signal.SIGKILL, signal.SIGSTOP):
             signal.signal(-code, signal.SIG_DFL)
