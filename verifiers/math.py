@@ -21,18 +21,35 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from verifiers.math_equiv import canonical, equivalent
+import sympy
+
+from verifiers.math_equiv import Assignment, Refused, canonical, equivalent
 from verifiers.math_extract import CleanAnswer, clean_answer
 from verifiers.math_extract import extract_answer as _extract_answer
-from verifiers.math_parse import ParseError, Text, TooLarge, parse_answer
+from verifiers.math_parse import ParseError, Scalar, Text, TooLarge, parse_answer
 from verifiers.verdict import Verdict
 
 NAME = "math"
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
+_INT_OR_DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_FRACTION_PART = r"\{\s*[+-]?" + _INT_OR_DECIMAL + r"\s*\}"
+_POWER_OF_TEN = r"10\s*\^\s*(?:\{\s*[+-]?[0-9]+\s*\}|[0-9])"
+# A number written out: 52, -3.5, 1.5 \times 10^{3}, 10^{6}, \frac{1}{2}, 3\frac{1}{2}, \frac12, 7/8
+_NUMBER_LITERAL = re.compile(
+    r"[+-]?\s*(?:"
+    + _INT_OR_DECIMAL
+    + r"(?:\s*(?:\\times|\\cdot)\s*"
+    + _POWER_OF_TEN
+    + r")?|"
+    + _POWER_OF_TEN
+    + r"|(?:[0-9]+\s*)?\\frac\s*(?:"
+    + _FRACTION_PART * 2
+    + r"|[0-9]{2})|[0-9]+\s*/\s*[0-9]+)"
+)
 
 
 class GoldUnreadable(ValueError):
@@ -61,8 +78,12 @@ def normalize(answer: str) -> str:
     return clean_answer(answer).text
 
 
-def judge(gold_answer: str, predicted_answer: str) -> tuple[bool | None, str]:
-    """Compare an extracted prediction with a gold answer: (correct or None for cannot judge, reason)."""
+def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) -> tuple[bool | None, str]:
+    """Compare an extracted prediction with a gold answer: (correct or None for cannot judge, reason).
+
+    `numbers_only`: when the gold answer is a rational number, the prediction must be one written out
+    (`52`, `0.5`, `\\frac{1}{2}`), not an expression that evaluates to it (`12 + 40`, `2^{10}`).
+    """
     gold, predicted = clean_answer(gold_answer), clean_answer(predicted_answer)
     if gold.text and _compact(gold.text) == _compact(predicted.text) and gold.percent == predicted.percent:
         return True, "same text as the gold answer"
@@ -72,10 +93,16 @@ def judge(gold_answer: str, predicted_answer: str) -> tuple[bool | None, str]:
         return None, f"cannot judge: gold answer {gold.text[:80]!r} is too large ({error})"
     except GoldUnreadable:
         return None, f"cannot judge: gold answer {gold.text[:80]!r} cannot be parsed"
+    if isinstance(gold_node, Refused):
+        return None, f"cannot judge: gold answer {gold.text[:80]!r} {gold_node.why}"
     try:
         predicted_node = _read(predicted, gold=False)
     except TooLarge as error:
         return False, f"answer {predicted.text[:80]!r} refused: {error}"
+    if isinstance(predicted_node, Refused):
+        return False, f"answer {predicted.text[:80]!r} {predicted_node.why}"
+    if numbers_only and _is_rational(gold_node) and not _written_as_number(predicted.text, predicted_node):
+        return False, f"answer {predicted.text[:80]!r} is not a number written out (the gold answer is a number)"
     if equivalent(gold_node, predicted_node):
         return True, "equivalent to the gold answer"
     return False, f"{predicted.text[:80]!r} is not equivalent to {gold.text[:80]!r}"
@@ -93,6 +120,20 @@ def _read(answer: CleanAnswer, gold: bool = True) -> Any:
     except RecursionError as error:
         raise TooLarge("nested too deeply") from error
     return canonical(node, answer.percent, _decimal_places(answer.text))
+
+
+def _is_rational(node: Any) -> bool:
+    return isinstance(node, Scalar) and isinstance(node.expr, sympy.Rational)
+
+
+def _written_as_number(text: str, node: Any) -> bool:
+    """The answer's value, after any `x =` or worked chain `12 + 40 = 52`, is a number literal."""
+    if not isinstance(node, Scalar | Assignment):
+        return True  # not a single value: equivalence to a number fails on its own
+    value = text.rsplit("=", 1)[-1].strip()
+    while len(value) > 2 and (value[0], value[-1]) in (("{", "}"), ("(", ")")):
+        value = value[1:-1].strip()
+    return _NUMBER_LITERAL.fullmatch(value) is not None
 
 
 def _decimal_places(text: str) -> int | None:

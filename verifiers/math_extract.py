@@ -23,7 +23,7 @@ JOIN_GAP_CHARS = 60
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_GSM8K = re.compile(r"####\s*([^\n]+)")
+_GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
 _CUE = re.compile(
     r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)\s*(?:is|est|es|ist|:|=)"
     r"|答案是|答案[:：]|答[:：]",
@@ -76,7 +76,7 @@ def extract_answer(completion: str) -> str | None:
     if tags:
         inner = tags[-1].strip()
         return last_boxed_group(inner) or _from_chunk(inner) or inner
-    gsm8k = _GSM8K.findall(text)
+    gsm8k = [found for found in _GSM8K.findall(text) if found.strip()]
     if gsm8k:
         return gsm8k[-1].strip()
     cued = _after_last_cue(text)
