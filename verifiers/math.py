@@ -57,6 +57,14 @@ class GoldUnreadable(ValueError):
 
 
 def verify(completion: str, problem: Mapping[str, Any]) -> Verdict:
+    """The verdict on one completion; never raises (an unforeseen error is a "cannot judge" naming it)."""
+    try:
+        return _verify(completion, problem)
+    except Exception as error:  # the contract is a verdict for every input; the fuzz test hunts these
+        return _verdict(None, None, f"cannot judge: internal error {type(error).__name__}: {str(error)[:200]}")
+
+
+def _verify(completion: str, problem: Mapping[str, Any]) -> Verdict:
     gold = problem.get("answer")
     if gold is None or not str(gold).strip():
         return _verdict(None, None, "cannot judge: problem has no gold answer")
@@ -119,7 +127,10 @@ def _read(answer: CleanAnswer, gold: bool = True) -> Any:
         raise GoldUnreadable(str(error)) from error
     except RecursionError as error:
         raise TooLarge("nested too deeply") from error
-    return canonical(node, answer.percent, _decimal_places(answer.text))
+    try:
+        return canonical(node, answer.percent, _decimal_places(answer.text))
+    except RecursionError as error:
+        raise TooLarge("nested too deeply") from error
 
 
 def _is_rational(node: Any) -> bool:

@@ -41,6 +41,7 @@ from verifiers.math_parse import (
     Scalar,
     SetValue,
     Text,
+    TooLarge,
     as_set,
 )
 
@@ -100,7 +101,7 @@ def canonical(node: Any, percent: bool = False, decimal_places: int | None = Non
             else:
                 items.append(reduced)
         if len(items) > MAX_ITEMS:
-            raise ParseError("too many answers in a list")
+            raise TooLarge("too many answers in a list")
         return items[0] if len(items) == 1 else AnswerList(tuple(items))
     if isinstance(node, Bracketed):
         if node.opening == "{":
