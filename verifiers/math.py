@@ -36,7 +36,7 @@ MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
 _INT_OR_DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_FRACTION_PART = r"\{\s*[+-]?" + _INT_OR_DECIMAL + r"\s*\}"
+_FRACTION_PART = r"(?:\{\s*[+-]?" + _INT_OR_DECIMAL + r"\s*\}|\s*[0-9])"  # {12} or a single digit
 _POWER_OF_TEN = r"10\s*\^\s*(?:\{\s*[+-]?[0-9]+\s*\}|[0-9])"
 # A number written out: 52, -3.5, 1.5 \times 10^{3}, 10^{6}, \frac{1}{2}, 3\frac{1}{2}, \frac12, 7/8
 _NUMBER_LITERAL = re.compile(
@@ -48,7 +48,7 @@ _NUMBER_LITERAL = re.compile(
     + _POWER_OF_TEN
     + r"|(?:[0-9]+\s*)?\\frac\s*(?:"
     + _FRACTION_PART * 2
-    + r"|[0-9]{2})|[0-9]+\s*/\s*[0-9]+)"
+    + r")|[0-9]+\s*/\s*[0-9]+)"
 )
 
 
@@ -109,7 +109,7 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
         return False, f"answer {predicted.text[:80]!r} refused: {error}"
     if isinstance(predicted_node, Refused):
         return False, f"answer {predicted.text[:80]!r} {predicted_node.why}"
-    if numbers_only and _is_rational(gold_node) and not _written_as_number(predicted.text, predicted_node):
+    if numbers_only and _is_number_gold(gold, gold_node) and not _written_as_number(predicted.text, predicted_node):
         return False, f"answer {predicted.text[:80]!r} is not a number written out (the gold answer is a number)"
     if equivalent(gold_node, predicted_node):
         return True, "equivalent to the gold answer"
@@ -133,18 +133,29 @@ def _read(answer: CleanAnswer, gold: bool = True) -> Any:
         raise TooLarge("nested too deeply") from error
 
 
-def _is_rational(node: Any) -> bool:
-    return isinstance(node, Scalar) and isinstance(node.expr, sympy.Rational)
+def _is_number_gold(gold: CleanAnswer, node: Any) -> bool:
+    """A gold answer written as a rational number; not a long decimal, which approximates an exact value
+    (`4.1231056` for the square root of 17), nor an expression (`\\frac12 + \\frac1{72}`)."""
+    if not (isinstance(node, Scalar) and isinstance(node.expr, sympy.Rational) and node.decimal_places is None):
+        return False
+    return _written_as_number(gold.text, node)
 
 
 def _written_as_number(text: str, node: Any) -> bool:
-    """The answer's value, after any `x =` or worked chain `12 + 40 = 52`, is a number literal."""
+    """The answer's value, after any `x =` or worked chain `12 + 40 = 52` and before any `\\approx`, is a
+    number literal."""
     if not isinstance(node, Scalar | Assignment):
         return True  # not a single value: equivalence to a number fails on its own
-    value = text.rsplit("=", 1)[-1].strip()
-    while len(value) > 2 and (value[0], value[-1]) in (("{", "}"), ("(", ")")):
-        value = value[1:-1].strip()
+    exact = _unwrap(text).split("\\approx", 1)[0]  # an approximation stands for its first, exact side
+    value = _unwrap(exact.rsplit("=", 1)[-1])
     return _NUMBER_LITERAL.fullmatch(value) is not None
+
+
+def _unwrap(text: str) -> str:
+    text = text.strip()
+    while len(text) > 2 and (text[0], text[-1]) in (("{", "}"), ("(", ")")):
+        text = text[1:-1].strip()
+    return text
 
 
 def _decimal_places(text: str) -> int | None:

@@ -48,6 +48,7 @@ from verifiers.math_parse import (
 PRECISION = 50
 RELATIVE_TOLERANCE = sympy.Float("1e-30", PRECISION)
 MIN_VALID_POINTS = 3
+APPROXIMATION_TOLERANCE = sympy.Rational(1, 100)  # `a \\approx b` holds within 1 %
 RANDOM_POINTS = 4  # drawn per call, on top of the fixed points
 MAX_EXACT_SYMBOLS = 6
 MAX_EXACT_EXPONENT = 40  # larger powers are compared at points only (expanding them costs too much)
@@ -122,7 +123,14 @@ def canonical(node: Any, percent: bool = False, decimal_places: int | None = Non
 def _canonical_relation(node: Relation, percent: bool) -> Any:
     ops, parts = node.ops, node.parts
     if "approx" in ops and all(op in ("=", "approx") for op in ops):
-        return node  # an approximation: equal only to a gold answer of that shape
+        # `\\frac{\\sqrt3}{3} \\approx 0.577`: an exact value with a true approximation is that value;
+        # anything else (`17 \\approx 99`, `x \\approx 11`) equals only a gold answer of that shape
+        if all(_is_expression(part) and not part.free_symbols for part in parts) and all(
+            _values_equal(left, right) if op == "=" else _approximately(left, right)
+            for left, op, right in zip(parts, ops, parts[1:], strict=False)
+        ):
+            return canonical(parts[0], percent)
+        return node
     if all(op == "=" for op in ops):
         constant = all(_is_expression(part) and not part.free_symbols for part in parts)
         sides = parts[1:] if is_label(parts[0]) else parts
@@ -147,6 +155,13 @@ def _canonical_relation(node: Relation, percent: bool) -> Any:
             return canonical(parts[1], percent)
     solved = _solution_set(node)
     return SetValue(solved) if solved is not None and solved is not sympy.S.EmptySet else node
+
+
+def _approximately(left: Any, right: Any) -> bool:
+    a, b = _evaluate(left, {}), _evaluate(right, {})
+    if a is None or b is None or not _is_real(a) or not _is_real(b):
+        return False
+    return bool(abs(a - b) <= APPROXIMATION_TOLERANCE * max(abs(a), abs(b)))
 
 
 def _short(value: Any) -> str:

@@ -21,6 +21,8 @@ from verifiers.math import extract_answer, judge, verify
         ("#### 71 + 67 = 14", "#### 71 + 67 = 138", "138"),
         ("\\boxed{17 \\approx 99}", "\\boxed{17}", "17"),  # an approximation, whichever side
         ("\\boxed{99 \\approx 17}", "\\boxed{17}", "17"),
+        ("\\boxed{x \\approx 17}", "\\boxed{x = 17}", "17"),
+        ("\\boxed{17 \\approx 17.01 = 99}", "\\boxed{17 \\approx 17.01}", "17"),
         ("\\boxed{17 \\pm 1}", "\\boxed{17}", "17"),
         ("\\boxed{16 \\le x \\le 18}", "\\boxed{17}", "17"),  # a range
         ("\\boxed{17 \\text{ or } 18}", "\\boxed{17}", "17"),  # a hedge
@@ -46,9 +48,14 @@ def test_gamed_answer_is_wrong_and_its_honest_twin_right(gamed: str, honest: str
         ("\\boxed{17, 18}", "17, 18"),
         ("\\boxed{x \\approx 3.14}", "x \\approx 3.14"),
         ("\\boxed{x^2 + 2x + 1}", "(x+1)^2"),  # the gold is an expression: expressions are fine
+        ("\\boxed{\\frac{1}{2} + \\frac{1}{72}}", "\\frac12 + \\frac1{72}"),  # a gold written as a sum
+        ("\\boxed{\\sqrt{17}}", "4.123105625617661"),  # a long decimal gold approximates an exact value
+        ("\\boxed{\\frac{\\sqrt{3}}{3} \\approx 0.577}", "\\frac{\\sqrt3}{3}"),  # exact, then a true approximation
+        ("\\boxed{\\frac3{3}}", "1"),  # a fraction written out, however braced
+        ("The answer is (35 + 70 = 105).", "105"),  # a worked chain ending in the number
     ],
 )
-def test_shapes_are_right_when_the_gold_has_that_shape(prediction: str, gold: str) -> None:
+def test_accepted_shapes(prediction: str, gold: str) -> None:
     verdict = verify(prediction, {"answer": gold})
     assert verdict.correct is True, verdict.reason
 
