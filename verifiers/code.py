@@ -7,8 +7,9 @@ when it has none. The problem's `tests` field is a JSON object in one of two sty
         Each test is one or more `assert` statements. `verifiers.code_asserts` splits each into the calls
         that reach the program (`add(1, 2)`) and a check on their values (`_ == 3`). The program is
         executed once (as module `solution`, so an `if __name__ == "__main__":` block does not run), then
-        `setup` (optional), then each test's calls, in one sandboxed process; their return values come
-        back as plain data (`verifiers.plain_data`: builtin types only, anything else fails the test).
+        `setup` (optional; only when a call uses its names), then each test's calls, in one sandboxed
+        process; their return values come back as plain data (`verifiers.plain_data`: builtin types only,
+        anything else fails the test).
         The checks are judged where the program never ran: here, or in a second, clean sandbox that runs
         only the setup and the checks. The program never sees the expected values, so no trick inside
         its process can do more than return some value. A test passes when its calls return within
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifiers import plain_data
-from verifiers.code_asserts import PLACEHOLDER, Check, UnjudgeableTestError, plan_test, setup_names
+from verifiers.code_asserts import PLACEHOLDER, Check, UnjudgeableTestError, calls_use, plan_test, setup_names
 from verifiers.sandbox import SandboxLimits, SandboxResult, SandboxUnavailableError, run_python
 from verifiers.verdict import Verdict
 
@@ -69,6 +70,7 @@ class ParsedTests:
     asserts: tuple[str, ...] = ()
     setup: str = ""
     checks: tuple[tuple[Check, ...], ...] = ()  # per assert test: its calls and conditions
+    calls_need_setup: bool = False  # whether the setup runs in the program's sandbox too
     cases: tuple[tuple[str, str], ...] = ()  # (stdin, expected stdout)
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_mb: int = DEFAULT_MEMORY_MB
@@ -144,7 +146,13 @@ def parse_tests(raw: Any) -> ParsedTests:
         except UnjudgeableTestError as error:
             raise InvalidTestsError(str(error)) from None
         return ParsedTests(
-            "asserts", asserts=asserts, setup=setup, checks=tuple(checks), timeout_s=timeout_s, memory_mb=memory_mb
+            "asserts",
+            asserts=asserts,
+            setup=setup,
+            checks=tuple(checks),
+            calls_need_setup=calls_use(tuple(checks), clean_names),
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
         )
     if "stdio" in spec:
         cases_raw = spec["stdio"]
@@ -268,7 +276,8 @@ def _run_asserts(program: str, suite: ParsedTests) -> list[str]:
     wall_s = min(budget_s, suite.timeout_s * (suite.size + 1) + 1.0)
     limits = SandboxLimits(wall_s=wall_s, cpu_s=wall_s, memory_mb=suite.memory_mb)
     calls = [[call for check in test for call in check.calls] for test in suite.checks]
-    header = json.dumps([nonce, suite.timeout_s, program, suite.setup, calls]) + "\n"
+    setup = suite.setup if suite.calls_need_setup else ""  # setup values the calls do not need stay out
+    header = json.dumps([nonce, suite.timeout_s, program, setup, calls]) + "\n"
     result = run_python(_PLAIN_DATA_SOURCE + _PROGRAM_HARNESS, header, limits)
     reports = _read_reports(result.stdout, nonce)
     if -1 in reports:

@@ -16,6 +16,10 @@ value is data of builtin types only, so it has no `__eq__`, `__bool__` or other 
 Names of builtins and of the setup always mean the real ones (a program that redefines `abs` does not
 change the `abs` of a check).
 
+The setup runs in the program's sandbox only when a call uses one of its names (`f(DATA)`); a setup
+that also defines expected values (`assert f(DATA) == EXPECTED`) then shows them to the program, so keep
+expected values in the assert itself.
+
 Tests this does not judge (`UnjudgeableTestError`, so the problem is "cannot judge"): text that is not
 only `assert` statements, a call that uses a name bound inside the test (a comprehension variable or
 lambda argument: `all(f(x) for x in ...)`; write one assert per call), and a setup with `import *`
@@ -92,6 +96,16 @@ def plan_test(source: str, clean_names: frozenset[str]) -> tuple[Check, ...]:
     if not tree.body or not all(isinstance(statement, ast.Assert) for statement in tree.body):
         raise UnjudgeableTestError("not a sequence of `assert` statements")
     return tuple(_plan_assert(statement.test, clean_names | _BUILTIN_NAMES) for statement in tree.body)
+
+
+def calls_use(checks: tuple[tuple[Check, ...], ...], names: frozenset[str]) -> bool:
+    """Whether any call of these checks uses one of `names` (then the program's sandbox needs the setup)."""
+    for test in checks:
+        for check in test:
+            for call in check.calls:
+                if any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(ast.parse(call))):
+                    return True
+    return False
 
 
 def _plan_assert(condition: ast.expr, clean_names: frozenset[str]) -> Check:

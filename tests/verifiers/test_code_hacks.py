@@ -319,3 +319,24 @@ def test_plain_data_round_trips_with_exact_types(value: object) -> None:
 def test_plain_data_refuses_anything_else(text: str) -> None:
     with pytest.raises(plain_data.NotPlainData):
         plain_data.decode(text)
+
+
+def test_expected_values_in_the_setup_stay_out_of_the_programs_process() -> None:
+    tests = json.dumps({"asserts": ["assert add(1, 2) == EXPECTED"], "setup": "EXPECTED = 987654"})
+    thief = """
+import gc
+def add(a, b):
+    for namespace in [globals()] + [o for o in gc.get_objects() if isinstance(o, dict)]:
+        if 'EXPECTED' in namespace:
+            return namespace['EXPECTED']
+    return None
+"""
+    verdict = verify(thief, {"tests": tests})
+    assert verdict.correct is False and "returned None" in verdict.reason
+    honest = verify("def add(a, b):\n    return 987654", {"tests": tests})  # a hard-coded answer still passes
+    assert honest.correct is True
+
+
+def test_setup_runs_for_the_program_when_a_call_needs_it() -> None:
+    tests = json.dumps({"asserts": ["assert smallest(DATA) == 1"], "setup": "DATA = [3, 1, 2]"})
+    assert verify("def smallest(values):\n    return min(values)", {"tests": tests}).correct is True
