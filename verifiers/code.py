@@ -296,7 +296,7 @@ def _run_asserts(program: str, suite: ParsedTests) -> list[str]:
             outcomes.append(str(body) if kind == "error" else "unreadable report")
             continue
         try:
-            values = [plain_data.decode(text) if isinstance(text, str) else _not_text() for text in body]
+            values = _decode_all(body)
         except plain_data.NotPlainData as error:
             outcomes.append(f"returned data that cannot be read: {error}")
             continue
@@ -377,8 +377,11 @@ def _assertion_failed(check: Check, values: list[Any]) -> str:
     return f"assertion failed: {_shorten(check.source, 80)} ({returned})"
 
 
-def _not_text() -> Any:
-    raise plain_data.NotPlainData("a value that is not encoded text")
+def _decode_all(encoded: list[Any]) -> list[Any]:
+    """The values a program reported, each one plain data or NotPlainData."""
+    if not all(isinstance(text, str) for text in encoded):
+        raise plain_data.NotPlainData("a value that is not encoded text")
+    return [plain_data.decode(text) for text in encoded]
 
 
 def _failure(result: SandboxResult) -> str:
