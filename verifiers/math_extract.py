@@ -50,6 +50,7 @@ _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
     "arcsin", "arccos", "arctan", "infty", "inf", "lg",
 }  # fmt: skip
+_HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
@@ -86,8 +87,16 @@ def extract_answer(completion: str) -> str | None:
     if not stripped:
         return None
     if len(stripped) <= SHORT_ANSWER_CHARS and "\n" not in stripped:
-        return _from_short(stripped)
+        return stripped if _is_hedge(stripped) and not _looks_like_math(stripped) else _from_short(stripped)
+    last_sentence = _last_sentence(stripped)
+    if _is_hedge(last_sentence) and not _MATH_SPAN.search(last_sentence):
+        return last_sentence
     return _from_tail(stripped)
+
+
+def _last_sentence(text: str) -> str:
+    ends = [end.end() for end in _SENTENCE_END.finditer(text.rstrip().rstrip("."))]
+    return text[ends[-1] :].strip() if ends else text
 
 
 def last_boxed_group(text: str) -> str | None:
@@ -171,8 +180,19 @@ def _from_chunk(chunk: str) -> str | None:
         return spans
     if spans is not None:
         return _from_tail(chunk)
+    if _is_hedge(chunk):
+        return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     numbers = _NUMBER.findall(chunk)
     return numbers[0] if numbers else None
+
+
+def _is_hedge(text: str) -> bool:
+    """Prose offering several numbers as alternatives: `17 or 18`, `maybe 17, perhaps 18`."""
+    numbers = list(_NUMBER.finditer(text))
+    if len({number.group() for number in numbers}) < 2:
+        return False
+    between = text[numbers[0].end() : numbers[-1].start()]
+    return _HEDGE_WORD.search(between) is not None or _HEDGE_WORD.search(text[: numbers[0].start()]) is not None
 
 
 def _from_short(text: str) -> str | None:

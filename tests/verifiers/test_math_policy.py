@@ -27,6 +27,9 @@ from verifiers.math import extract_answer, judge, verify
         ("\\boxed{16 \\le x \\le 18}", "\\boxed{17}", "17"),  # a range
         ("\\boxed{17 \\text{ or } 18}", "\\boxed{17}", "17"),  # a hedge
         ("The answer is 17 or 18.", "The answer is 17.", "17"),
+        ("The answer is either 17 or 18.", "The answer is 17 apples for 3 boxes.", "17"),  # the first number
+        ("So the answer is 18, or possibly 17.", "So the answer is 17.", "17"),
+        ("We counted carefully.\nIt could be 17 or 18.", "We counted carefully.\nIt is 17.", "17"),  # no cue
         ("\\boxed{17} or \\boxed{18}", "First \\boxed{18}, wait, no. It is \\boxed{17}", "17"),  # candidates
         ("#### 12 + 40", "#### 52", "52"),  # an unevaluated restatement of the question
         ("\\boxed{x = 12 + 40}", "\\boxed{x = 52}", "52"),
