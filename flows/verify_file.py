@@ -26,7 +26,13 @@ from verifiers import VERIFIERS, VERSIONS, get_verifier
 from verifiers.pool import VerifierPool, VerifyCall
 from verifiers.verdict import Verdict
 
-GOLD_KEYS = {"math": "answer", "code": "tests", "countdown": "metadata", "reasoning_gym": "metadata"}
+GOLD_KEYS = {
+    "math": "answer",
+    "math_expressions": "answer",
+    "code": "tests",
+    "countdown": "metadata",
+    "reasoning_gym": "metadata",
+}
 AGAINST = {"math-verify": "against-math-verify"}
 MATH_VERIFY_VERSION = "0.9.0"
 SHOWN_DISAGREEMENTS = 20
@@ -62,8 +68,8 @@ def verify_file(
 ) -> VerifyFileResult:
     """Judge every row of `path` and write the file with verdict columns; StoreError/ValueError on bad input."""
     get_verifier(domain, where="--domain")
-    if against is not None and (against not in AGAINST or domain != "math"):
-        raise ValueError(f"--against {against!r}: only 'math-verify', with --domain math, is supported")
+    if against is not None and (against not in AGAINST or GOLD_KEYS.get(domain) != "answer"):
+        raise ValueError(f"--against {against!r}: only 'math-verify', with a math domain, is supported")
     gold_key = GOLD_KEYS.get(domain)
     gold_field = gold_field or gold_key
     out = out or default_output(path)

@@ -11,6 +11,12 @@ answer is missing or cannot be read as math or words. A prediction that cannot b
 "cannot judge". Conventions where graders differ: `e` is Euler's number and `i` an ordinary symbol; `28\\%`
 equals 28 and 0.28; degrees and units are dropped; `a:b` is an ordered pair; see `verifiers.math_equiv`.
 
+Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
+a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
+ranges, hedges and several candidates are wrong unless the gold has that shape; a gold written as a rational
+number needs a number written out, not an expression equal to it (`12 + 40` for 52), except under the
+domain `math_expressions` (`verify_expressions_accepted`). `verify` never raises.
+
 What it does not do: run model text. No `eval`, `sympify` or `parse_expr` is ever called, and every size
 is bounded while parsing; the hard wall-clock limit per call is the pool's job (`verifiers.pool`).
 """
@@ -30,6 +36,7 @@ from verifiers.math_parse import ParseError, Scalar, Text, TooLarge, parse_answe
 from verifiers.verdict import Verdict
 
 NAME = "math"
+EXPRESSIONS_NAME = "math_expressions"
 VERSION = "0.3.0"
 
 MIN_APPROXIMATION_DIGITS = 6
@@ -58,22 +65,33 @@ class GoldUnreadable(ValueError):
 
 def verify(completion: str, problem: Mapping[str, Any]) -> Verdict:
     """The verdict on one completion; never raises (an unforeseen error is a "cannot judge" naming it)."""
+    return _guarded(completion, problem, numbers_only=True, name=NAME)
+
+
+def verify_expressions_accepted(completion: str, problem: Mapping[str, Any]) -> Verdict:
+    """`verify`, except that a number gold also accepts an expression equal to it (`12 + 40` for 52);
+    registered as the domain `math_expressions`, for data whose answers are legitimately expressions."""
+    return _guarded(completion, problem, numbers_only=False, name=EXPRESSIONS_NAME)
+
+
+def _guarded(completion: str, problem: Mapping[str, Any], numbers_only: bool, name: str) -> Verdict:
     try:
-        return _verify(completion, problem)
+        return _verdict(*_verify(completion, problem, numbers_only), name=name)
     except Exception as error:  # the contract is a verdict for every input; the fuzz test hunts these
-        return _verdict(None, None, f"cannot judge: internal error {type(error).__name__}: {str(error)[:200]}")
+        reason = f"cannot judge: internal error {type(error).__name__}: {str(error)[:200]}"
+        return _verdict(None, None, reason, name=name)
 
 
-def _verify(completion: str, problem: Mapping[str, Any]) -> Verdict:
+def _verify(completion: str, problem: Mapping[str, Any], numbers_only: bool) -> tuple[bool | None, str | None, str]:
     gold = problem.get("answer")
     if gold is None or not str(gold).strip():
-        return _verdict(None, None, "cannot judge: problem has no gold answer")
+        return None, None, "cannot judge: problem has no gold answer"
     gold_answer = _extract_answer(str(gold)) or str(gold)
     predicted = extract_answer(completion)
     if predicted is None:
-        return _verdict(False, None, "no answer found in completion")
-    correct, reason = judge(gold_answer, predicted)
-    return _verdict(correct, predicted, reason)
+        return False, None, "no answer found in completion"
+    correct, reason = judge(gold_answer, predicted, numbers_only)
+    return correct, predicted, reason
 
 
 def extract_answer(completion: str) -> str | None:
@@ -170,9 +188,9 @@ def _compact(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def _verdict(correct: bool | None, extracted: str | None, reason: str) -> Verdict:
+def _verdict(correct: bool | None, extracted: str | None, reason: str, name: str = NAME) -> Verdict:
     reward = None if correct is None else float(correct)
-    return Verdict(correct, reward, extracted, reason, NAME, VERSION)
+    return Verdict(correct, reward, extracted, reason, name, VERSION)
 
 
-__all__ = ["NAME", "VERSION", "extract_answer", "judge", "normalize", "verify"]
+__all__ = ["NAME", "VERSION", "extract_answer", "judge", "normalize", "verify", "verify_expressions_accepted"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from verifiers import math_equiv
+from verifiers import get_verifier, math_equiv
 from verifiers.math import extract_answer, judge, verify
 
 
@@ -63,13 +63,15 @@ def test_accepted_shapes(prediction: str, gold: str) -> None:
     assert verdict.correct is True, verdict.reason
 
 
-def test_unevaluated_expressions_pass_when_numbers_only_is_off() -> None:
-    assert judge("52", "12 + 40") == (
-        False,
-        "answer '12 + 40' is not a number written out (the gold answer is a number)",
-    )
+def test_unevaluated_expressions_pass_under_the_math_expressions_domain() -> None:
+    refused = judge("52", "12 + 40")
+    assert refused == (False, "answer '12 + 40' is not a number written out (the gold answer is a number)")
     assert judge("52", "12 + 40", numbers_only=False)[0] is True
-    assert judge("120", "5!", numbers_only=False)[0] is True
+    lenient = get_verifier("math_expressions")
+    verdict = lenient("#### 12 + 40", {"answer": "52"})
+    assert verdict.correct is True and verdict.verifier == "math_expressions"
+    assert lenient("\\boxed{5!}", {"answer": "120"}).correct is True
+    assert lenient("\\boxed{5 = 17}", {"answer": "17"}).correct is False  # the rest of the policy holds
 
 
 def _fixed_points_of_one_symbol() -> list[object]:
