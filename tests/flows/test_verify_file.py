@@ -36,8 +36,8 @@ def test_math_file_with_agreement_table(tmp_path: Path) -> None:
     assert source.read_bytes() == before
     rows = [json.loads(line) for line in (tmp_path / "answers.verified.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == ["a", "b", "c", "d"]
-    assert [row["verdict_correct"] for row in rows] == [True, False, True, False]
-    assert [row["against_correct"] for row in rows] == [True, True, True, False]
+    assert [row["verdict_correct"] for row in rows] == [True, False, True, False], rows
+    assert [row["against_correct"] for row in rows] == [True, True, True, False], rows
     assert rows[1]["verdict_reason"].endswith("which is not shown to be true")
     assert "4 rows judged by math" in result.stdout and "2 correct, 2 wrong, 0 cannot judge" in result.stdout
     assert "agreement with math-verify: 3/4 (75.0%)" in result.stdout
