@@ -8,8 +8,10 @@ full worked solution is judged by its boxed answer.
 
 Verdicts: `correct=True/False` with reward 1.0/0.0; `correct=None` ("cannot judge", reward None) when the gold
 answer is missing or cannot be read as math or words. A prediction that cannot be read is wrong, not
-"cannot judge". Conventions where graders differ: `e` is Euler's number and `i` an ordinary symbol; `28\\%`
-equals 28 and 0.28; degrees and units are dropped; `a:b` is an ordered pair; see `verifiers.math_equiv`.
+"cannot judge". Conventions where graders differ: `e` is Euler's number (`1.5e3` written alone is e-notation)
+and `i` the imaginary unit; `28\\%` equals 28 and 0.28; units are dropped; degrees are dropped, except that an
+angle in degrees against one written with pi (`60^\\circ`, `\\frac{\\pi}{3}`) is converted to radians first;
+`a:b` is an ordered pair; see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
 a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import sympy
@@ -37,10 +40,11 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.3.0"
+VERSION = "0.4.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
+_SCIENTIFIC = re.compile(r"([+-]?[0-9.]+)\s*\\times\s*10\s*\^\s*\{?\s*([+-]?[0-9]{1,4})\s*\}?")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
 _INT_OR_DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _FRACTION_PART = r"(?:\{\s*[+-]?" + _INT_OR_DECIMAL + r"\s*\}|\s*[0-9])"  # {12} or a single digit
@@ -110,7 +114,7 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
     `numbers_only`: when the gold answer is a rational number, the prediction must be one written out
     (`52`, `0.5`, `\\frac{1}{2}`), not an expression that evaluates to it (`12 + 40`, `2^{10}`).
     """
-    gold, predicted = clean_answer(gold_answer), clean_answer(predicted_answer)
+    gold, predicted = _same_angle_unit(clean_answer(gold_answer), clean_answer(predicted_answer))
     if gold.text and _compact(gold.text) == _compact(predicted.text) and gold.percent == predicted.percent:
         return True, "same text as the gold answer"
     try:
@@ -132,6 +136,18 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
     if equivalent(gold_node, predicted_node):
         return True, "equivalent to the gold answer"
     return False, f"{predicted.text[:80]!r} is not equivalent to {gold.text[:80]!r}"
+
+
+def _same_angle_unit(gold: CleanAnswer, predicted: CleanAnswer) -> tuple[CleanAnswer, CleanAnswer]:
+    """An angle in degrees (`60^\\circ`) against one in radians (`\\frac{\\pi}{3}`): the degrees in radians.
+    Only when the other side is written with pi, so a bare `60` for `60^\\circ` is still compared as 60."""
+    if gold.degrees == predicted.degrees:
+        return gold, predicted
+    degrees, radians = (gold, predicted) if gold.degrees else (predicted, gold)
+    if not re.search(r"\\pi|π", radians.text) or _NUMBER_LITERAL.fullmatch(degrees.text) is None:
+        return gold, predicted
+    converted = replace(degrees, text=f"\\frac{{({degrees.text}) \\pi}}{{180}}", degrees=False)
+    return (converted, predicted) if gold.degrees else (gold, converted)
 
 
 def _read(answer: CleanAnswer, gold: bool = True) -> Any:
@@ -177,11 +193,15 @@ def _unwrap(text: str) -> str:
 
 
 def _decimal_places(text: str) -> int | None:
-    match = _DECIMAL.fullmatch(text)
+    """Decimal places of a long decimal literal, which stands for a rounded value: `0.0833333` has 7, and
+    `2.314814814815 \\times 10^{-3}` has 15."""
+    scientific = _SCIENTIFIC.fullmatch(text)
+    mantissa, exponent = (scientific.group(1), int(scientific.group(2))) if scientific else (text, 0)
+    match = _DECIMAL.fullmatch(mantissa)
     if match is None:
         return None
-    significant = text.lstrip("+-").replace(".", "").lstrip("0")
-    return len(match.group(1)) if len(significant) >= MIN_APPROXIMATION_DIGITS else None
+    significant = mantissa.lstrip("+-").replace(".", "").lstrip("0")
+    return len(match.group(1)) - exponent if len(significant) >= MIN_APPROXIMATION_DIGITS else None
 
 
 def _compact(text: str) -> str:

@@ -491,6 +491,8 @@ class _Parser:
             name = f"{letter}_{self.raw_argument()}"
         if name == "e":
             return sympy.E
+        if name == "i":
+            return sympy.I
         if name in self.bound_symbols:
             return self.bound_symbols[name]
         return sympy.Symbol(name)
