@@ -163,7 +163,39 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--private", action="store_true", help="with --to-hub: create the repo as private")
     export.add_argument("--store", default="./runs")
     export.set_defaults(handler=_export)
+
+    verify = commands.add_parser("verify", help="judge a JSONL/Parquet file of completions; write verdict columns")
+    verify.add_argument("file", type=Path, help="a .jsonl or .parquet file, one completion per row")
+    verify.add_argument("--domain", required=True, help="the verifier: math, code, countdown, reasoning_gym, format")
+    verify.add_argument("--gold-field", help="field holding the gold answer (default: the verifier's own key)")
+    verify.add_argument("--completion-field", default="completion", help="field holding the completion")
+    verify.add_argument("--against", choices=["math-verify"], help="also judge with another verifier and compare")
+    verify.add_argument("--out", type=Path, help="output file (default: FILE's name with .verified before the suffix)")
+    verify.add_argument("--workers", type=int, default=2, help="verifier worker processes")
+    verify.add_argument("--timeout", type=float, default=5.0, help="hard wall-clock limit per row, seconds")
+    verify.set_defaults(handler=_verify_file)
     return parser
+
+
+def _verify_file(args: argparse.Namespace) -> int:
+    from flows.verify_file import format_result, verify_file
+
+    try:
+        result = verify_file(
+            args.file,
+            args.domain,
+            gold_field=args.gold_field,
+            completion_field=args.completion_field,
+            against=args.against,
+            out=args.out,
+            workers=args.workers,
+            timeout_s=args.timeout,
+        )
+    except ValueError as error:
+        print(f"flywheel: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_result(result, args.domain, args.against))
+    return 0
 
 
 def _add_overrides(command: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ VerifyFn = Callable[[str, Mapping[str, Any]], Verdict]
 
 VERIFIERS: dict[str, VerifyFn] = {
     "math": math_verifier.verify,
+    "math_expressions": math_verifier.verify_expressions_accepted,
     "code": code_verifier.verify,
     "countdown": countdown_verifier.verify,
     "reasoning_gym": reasoning_gym_verifier.verify,
@@ -26,6 +27,7 @@ VERIFIERS: dict[str, VerifyFn] = {
 }
 VERSIONS: dict[str, str] = {
     "math": math_verifier.VERSION,
+    "math_expressions": math_verifier.VERSION,
     "code": code_verifier.VERSION,
     "countdown": countdown_verifier.VERSION,
     "reasoning_gym": reasoning_gym_verifier.VERSION,

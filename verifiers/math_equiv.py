@@ -1,24 +1,30 @@
 """Decide whether two parsed math answers are equivalent.
 
 What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms and compares them:
-- numbers exactly as rationals; expressions by evaluation at fixed random points (some all-positive, some with
-  negative values) at 50 significant digits; points where either side is undefined or not real are skipped, so
-  `\\log(a^2 b)` equals `2\\log a + \\log b` on their common real domain, while `\\sqrt{x^2}` differs from `x`.
+- numbers exactly as rationals; polynomials and rational functions exactly (`cancel` of the difference);
+  other expressions by evaluation at fixed points (some all-positive, some with negative values) and at
+  points drawn at random per call, at 50 significant digits; points where either side is undefined or not
+  real are skipped, so `\\log(a^2 b)` equals `2\\log a + \\log b` on their common real domain, while
+  `\\sqrt{x^2}` differs from `x`. An expression built to agree with the gold at the fixed points is caught
+  by the exact check or the random points.
 - a decimal literal with at least 6 significant digits equals an exact value that rounds to it
   (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3).
 - percent: `28\\%` equals 28 and 0.28.
 - tuples in order; bare lists (`1, 2`), set literals and `±` answers as unordered collections; intervals and
   unions as sets; inequalities in one variable by their solution sets (`-x > -1` = `x < 1`); equations by
   proportional `lhs - rhs`; `x = 3` against `3` by its right side when the left side is a plain name; chains of
-  equalities by their last side; matrices entry by entry; words by their letters, case-insensitively.
+  equalities by their last side when every step holds (`1 = 2 = 17` and `5 = 17` are `Refused`, as is
+  `a \\approx b` unless the gold is an approximation too); matrices entry by entry; words by their letters,
+  case-insensitively.
 
-What it does not do: prove identities symbolically. Agreement at every sampled point is taken as equality, a
-documented convention of this verifier (as with graders that sample points); every evaluation is bounded by
-the parser's size limits and by the caller's timeout.
+What it does not do: prove identities beyond rational functions. For those, agreement at every sampled point
+is taken as equality (the fixed points plus fresh random ones each call); every evaluation is bounded by the
+parser's size limits and by the caller's timeout.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +41,17 @@ from verifiers.math_parse import (
     Scalar,
     SetValue,
     Text,
+    TooLarge,
     as_set,
 )
 
 PRECISION = 50
 RELATIVE_TOLERANCE = sympy.Float("1e-30", PRECISION)
 MIN_VALID_POINTS = 3
+APPROXIMATION_TOLERANCE = sympy.Rational(1, 100)  # `a \\approx b` holds within 1 %
+RANDOM_POINTS = 4  # drawn per call, on top of the fixed points
+MAX_EXACT_SYMBOLS = 6
+MAX_EXACT_EXPONENT = 40  # larger powers are compared at points only (expanding them costs too much)
 MAX_ITEMS = 200
 
 _POSITIVE_VALUES = [sympy.Rational(n, d) for n, d in [(7, 5), (13, 6), (5, 7), (17, 4), (9, 11), (23, 7), (3, 13),
@@ -60,6 +71,14 @@ class Assignment:
 @dataclass(frozen=True)
 class Equation:
     difference: Any  # lhs - rhs
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An answer that states something false or hedged (`5 = 17`, `1 = 2 = 17`, `17 \\approx 99`): never
+    equivalent to anything, whatever its last side."""
+
+    why: str
 
 
 def canonical(node: Any, percent: bool = False, decimal_places: int | None = None) -> Any:
@@ -83,7 +102,7 @@ def canonical(node: Any, percent: bool = False, decimal_places: int | None = Non
             else:
                 items.append(reduced)
         if len(items) > MAX_ITEMS:
-            raise ParseError("too many answers in a list")
+            raise TooLarge("too many answers in a list")
         return items[0] if len(items) == 1 else AnswerList(tuple(items))
     if isinstance(node, Bracketed):
         if node.opening == "{":
@@ -103,9 +122,24 @@ def canonical(node: Any, percent: bool = False, decimal_places: int | None = Non
 
 def _canonical_relation(node: Relation, percent: bool) -> Any:
     ops, parts = node.ops, node.parts
-    if all(op in ("=", "approx") for op in ops):
-        if all(_is_expression(part) and not part.free_symbols for part in parts):
-            return canonical(parts[0] if "approx" in ops else parts[-1], percent)
+    if "approx" in ops and all(op in ("=", "approx") for op in ops):
+        # `\\frac{\\sqrt3}{3} \\approx 0.577`: an exact value with a true approximation is that value;
+        # anything else (`17 \\approx 99`, `x \\approx 11`) equals only a gold answer of that shape
+        if all(_is_expression(part) and not part.free_symbols for part in parts) and all(
+            _values_equal(left, right) if op == "=" else _approximately(left, right)
+            for left, op, right in zip(parts, ops, parts[1:], strict=False)
+        ):
+            return canonical(parts[0], percent)
+        return node
+    if all(op == "=" for op in ops):
+        constant = all(_is_expression(part) and not part.free_symbols for part in parts)
+        sides = parts[1:] if is_label(parts[0]) else parts
+        # a claim (`5 = 17`, `1 = 2 = 17`, `x = 2 + 3 = 6`) must hold; `3x - y = 2` is an equation, not a claim
+        for left, right in zip(sides, sides[1:], strict=False) if constant or len(parts) >= 3 else ():
+            if not (_is_expression(left) and _is_expression(right) and _values_equal(left, right)):
+                return Refused(f"states {_short(left)} = {_short(right)}, which is not shown to be true")
+        if constant:
+            return canonical(parts[-1], percent)
         if len(parts) >= 3:
             return canonical(Relation((parts[0], parts[-1]), ("=",)) if is_label(parts[0]) else parts[-1], percent)
         left, right = parts
@@ -121,6 +155,18 @@ def _canonical_relation(node: Relation, percent: bool) -> Any:
             return canonical(parts[1], percent)
     solved = _solution_set(node)
     return SetValue(solved) if solved is not None and solved is not sympy.S.EmptySet else node
+
+
+def _approximately(left: Any, right: Any) -> bool:
+    a, b = _evaluate(left, {}), _evaluate(right, {})
+    if a is None or b is None or not _is_real(a) or not _is_real(b):
+        return False
+    return bool(abs(a - b) <= APPROXIMATION_TOLERANCE * max(abs(a), abs(b)))
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _is_expression(value: Any) -> bool:
@@ -389,7 +435,28 @@ def _values_equal(left: Any, right: Any, decimal_places: int | None = None) -> b
     symbols = sorted(left.free_symbols | right.free_symbols, key=str)
     if not symbols:
         return _constants_equal(left, right, decimal_places)
+    exact = _exactly_equal(left, right, symbols)
+    if exact is not None:
+        return exact
     return _agree_at_points(left, right, symbols)
+
+
+def _exactly_equal(left: Any, right: Any, symbols: list[Any]) -> bool | None:
+    """Decide rational functions exactly (`cancel` of their difference is 0 or not); None for the rest."""
+    if len(symbols) > MAX_EXACT_SYMBOLS or any(
+        isinstance(power.exp, sympy.Integer) and abs(power.exp) > MAX_EXACT_EXPONENT
+        for power in (left - right).atoms(sympy.Pow)
+    ):
+        return None
+    difference = left - right
+    if difference.has(sympy.Float):
+        return None  # decimals compare with a tolerance, at points
+    try:
+        if not difference.is_rational_function(*symbols):
+            return None
+        return bool(sympy.cancel(sympy.expand(difference)) == 0)
+    except (TypeError, ValueError, ZeroDivisionError, RecursionError, sympy.PolynomialError):
+        return None
 
 
 def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
@@ -405,8 +472,12 @@ def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
 
 
 def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
+    """Equal at every sampled point where both are real, and at enough of the fixed ones. The fixed points
+    decide whether there are enough; random points, drawn anew per call, can only find a difference, so an
+    expression built to agree at the fixed points is caught and equal expressions never flip."""
     valid = 0
-    for point in _points(symbols):
+    fixed = _points(symbols)
+    for number, point in enumerate(fixed + _random_points(symbols)):
         if not (_in_real_domain(left, point) and _in_real_domain(right, point)):
             continue
         a, b = _evaluate(left, point), _evaluate(right, point)
@@ -414,7 +485,7 @@ def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
             continue
         if abs(a - b) > RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10:
             return False
-        valid += 1
+        valid += number < len(fixed)
     return valid >= MIN_VALID_POINTS
 
 
@@ -447,6 +518,15 @@ def _points(symbols: list[Any]) -> list[dict[Any, Any]]:
     return points
 
 
+def _random_points(symbols: list[Any]) -> list[dict[Any, Any]]:
+    draw = random.SystemRandom()
+    points = []
+    for k in range(RANDOM_POINTS):
+        low = 1 if k % 2 == 0 else -40  # half all-positive, half mixed, as the fixed points
+        points.append({symbol: sympy.Rational(draw.randint(low, 40) or 1, draw.randint(1, 23)) for symbol in symbols})
+    return points
+
+
 def _evaluate(expr: Any, point: dict[Any, Any]) -> Any:
     try:
         value = expr.evalf(PRECISION, subs=point) if point else expr.evalf(PRECISION)
@@ -474,7 +554,8 @@ def _equations_equal(gold: Equation | None, predicted: Equation | None) -> bool:
         return False
     ratio = None
     valid = 0
-    for point in _points(symbols):
+    fixed = _points(symbols)
+    for number, point in enumerate(fixed + _random_points(symbols)):
         a, b = _evaluate(left, point), _evaluate(right, point)
         if a is None or b is None or not _is_real(a) or not _is_real(b) or abs(b) < sympy.Float("1e-20"):
             continue
@@ -485,7 +566,7 @@ def _equations_equal(gold: Equation | None, predicted: Equation | None) -> bool:
             ratio = current
         elif abs(current - ratio) > RELATIVE_TOLERANCE * max(abs(ratio), 1) * 10**10:
             return False
-        valid += 1
+        valid += number < len(fixed)
     return valid >= MIN_VALID_POINTS
 
 

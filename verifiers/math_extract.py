@@ -3,9 +3,13 @@
 What it does: text-level rules only (regular expressions and brace matching), in order of how explicit the
 answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
-"Réponse :", "答案是"), a short bare answer, the last math span of the last sentence, the last number.
+"Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
+number), a short bare answer, the last math span of the last sentence, the last number.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
-separators, and reports whether a percent sign was present.
+separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
+`0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}`
+and "all real numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition, angle
+brackets `\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -23,7 +27,7 @@ JOIN_GAP_CHARS = 60
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_GSM8K = re.compile(r"####\s*([^\n]+)")
+_GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
 _CUE = re.compile(
     r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)\s*(?:is|est|es|ist|:|=)"
     r"|答案是|答案[:：]|答[:：]",
@@ -50,9 +54,37 @@ _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
     "arcsin", "arccos", "arctan", "infty", "inf", "lg",
 }  # fmt: skip
+_HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
+_OVERLINE_DECIMAL = re.compile(
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\overline\s*\{\s*(?P<repeating>[0-9]{1,30})\s*\}"
+)
+# one dotted digit repeats alone; two dotted digits bound the repeating block (`0.\dot{2}8571\dot{4}`)
+_DOT_DECIMAL = re.compile(
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\dot\s*\{\s*(?P<first>[0-9])\s*\}"
+    r"(?:(?P<rest>[0-9]{0,28}\\dot\s*\{\s*[0-9]\s*\}))?"
+)
+_E_NOTATION = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[eE]([+-]?[0-9]{1,6})")
+_REALS = re.compile(r"\\mathbb\s*(?:\{\s*R\s*\}|R)(?![A-Za-z^_])|ℝ(?![\^_])")
+_ANGLE_BRACKETS = re.compile(r"\\langle\s*((?:(?!\\rangle).)*?)\s*\\rangle|^<([^<>=]*,[^<>=]*)>$")
+_NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+        " seventeen eighteen nineteen".split()
+    )
+} | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree")
+_TEXT_UNIT_TAIL = re.compile(
+    r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)[A-Za-zµ]+(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
+    r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
+)
+_SET_BUILDER = re.compile(
+    r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
+)
 _SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁻¹": "^{-1}"}
 _DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-"}
 
@@ -61,6 +93,7 @@ _DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-
 class CleanAnswer:
     text: str
     percent: bool
+    degrees: bool = False  # written with a degree sign, which cleaning drops
 
 
 def extract_answer(completion: str) -> str | None:
@@ -76,7 +109,7 @@ def extract_answer(completion: str) -> str | None:
     if tags:
         inner = tags[-1].strip()
         return last_boxed_group(inner) or _from_chunk(inner) or inner
-    gsm8k = _GSM8K.findall(text)
+    gsm8k = [found for found in _GSM8K.findall(text) if found.strip()]
     if gsm8k:
         return gsm8k[-1].strip()
     cued = _after_last_cue(text)
@@ -86,8 +119,16 @@ def extract_answer(completion: str) -> str | None:
     if not stripped:
         return None
     if len(stripped) <= SHORT_ANSWER_CHARS and "\n" not in stripped:
-        return _from_short(stripped)
+        return stripped if _is_hedge(stripped) and not _looks_like_math(stripped) else _from_short(stripped)
+    last_sentence = _last_sentence(stripped)
+    if _is_hedge(last_sentence) and not _MATH_SPAN.search(last_sentence):
+        return last_sentence
     return _from_tail(stripped)
+
+
+def _last_sentence(text: str) -> str:
+    ends = [end.end() for end in _SENTENCE_END.finditer(text.rstrip().rstrip("."))]
+    return text[ends[-1] :].strip() if ends else text
 
 
 def last_boxed_group(text: str) -> str | None:
@@ -171,8 +212,45 @@ def _from_chunk(chunk: str) -> str | None:
         return spans
     if spans is not None:
         return _from_tail(chunk)
+    if _is_hedge(chunk):
+        return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     numbers = _NUMBER.findall(chunk)
-    return numbers[0] if numbers else None
+    return numbers[0] if numbers else _number_in_words(chunk)
+
+
+def _number_in_words(text: str) -> str | None:
+    """The first number written in English words (`seventeen`, `twenty-one`, `one hundred`, `one half`)."""
+    words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
+    start = next((index for index, word in enumerate(words) if word in _NUMBER_WORDS), None)
+    if start is None:
+        return None
+    total, current, index = 0, 0, start
+    while index < len(words):
+        word = words[index]
+        if word in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALE_WORDS:
+            total, current = total + max(current, 1) * _SCALE_WORDS[word], 0
+        elif word == "and" and index + 1 < len(words) and words[index + 1] in _NUMBER_WORDS:
+            pass  # "one hundred and five"
+        else:
+            break
+        index += 1
+    number = total + current
+    if index < len(words) and words[index] in ("half", "halves") and number:
+        return f"\\frac{{{number}}}{{2}}"
+    return str(number)
+
+
+def _is_hedge(text: str) -> bool:
+    """Prose offering several numbers as alternatives: `17 or 18`, `maybe 17, perhaps 18`."""
+    numbers = list(_NUMBER.finditer(text))
+    if len({number.group() for number in numbers}) < 2:
+        return False
+    between = text[numbers[0].end() : numbers[-1].start()]
+    return _HEDGE_WORD.search(between) is not None or _HEDGE_WORD.search(text[: numbers[0].start()]) is not None
 
 
 def _from_short(text: str) -> str | None:
@@ -229,7 +307,8 @@ def _looks_like_math(text: str) -> bool:
 
 def clean_answer(answer: str) -> CleanAnswer:
     """Canonical text of one answer: wrappers, spacing, units, currency, degrees, separators removed."""
-    text = _unicode(answer).strip()
+    text = _REALS.sub(r"(-\\infty, \\infty)", answer)  # before NFKC, which turns ℝ into a plain R
+    text = _unicode(text).strip()
     boxed = last_boxed_group(text)
     if boxed is not None:
         text = boxed
@@ -243,9 +322,13 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = re.sub(r"(?<!\\)\\[,;:! ]|~|\\q?quad", " ", text)
     text = re.sub(r"\\\\(?=(?:pi|frac|sqrt|cdot|times|infty|text|left|right)(?![a-z]))", r"\\", text)
     text = re.sub(r"\\(?:d|t|c)frac", r"\\frac", text)
-    text = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree", "", text)
+    degrees = bool(_DEGREES.search(text))
+    text = _DEGREES.sub("", text)
     percent = bool(_PERCENT.search(text))
     text = _PERCENT.sub(" ", text)
+    text = _TEXT_UNIT_TAIL.sub(r"\g<value>", text)  # `150\text{ m}^2`: a unit, even of one letter
+    text = _repeating_decimals(text)  # before the macros are unwrapped: `\overline{3}` is not a plain 3
+    text = _ANGLE_BRACKETS.sub(lambda m: f"({m.group(1) if m.group(1) is not None else m.group(2)})", text)
     text = _unwrap_text_macros(text)
     text = text.strip().rstrip(".").rstrip("\\").strip()
     text = _strip_units(text)
@@ -256,7 +339,28 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = text.replace(" ", "")
     elif re.fullmatch(r"[+-]?[0-9]+,[0-9]{2}", text):
         text = text.replace(",", ".")  # decimal comma, as in "2,74"
-    return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent)
+    elif (scientific := _E_NOTATION.fullmatch(text)) is not None:
+        # `1.5e3` as a whole answer is a number in e-notation; `2e` or `3e^2` keep `e` as Euler's number
+        text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
+    elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
+        text = "(-\\infty, \\infty)"
+    text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
+    return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)
+
+
+def _repeating_decimals(text: str) -> str:
+    """`0.\\overline{45}`, `0.1\\overline{6}`, `0.\\dot{3}`, `0.\\dot{2}8571\\dot{4}` -> the exact fraction."""
+
+    def fraction(whole: str, fixed: str, repeating: str) -> str:
+        base = int(whole or "0") * 10 ** len(fixed) + int(fixed or "0")
+        period = 10 ** len(repeating) - 1
+        numerator = base * period + int(repeating)
+        return f"\\frac{{{numerator}}}{{{period * 10 ** len(fixed)}}}"
+
+    text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"]), text)
+    return _DOT_DECIMAL.sub(
+        lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text
+    )
 
 
 def _unicode(text: str) -> str:

@@ -21,6 +21,7 @@ import sympy
 MAX_INPUT_CHARS = 2000
 MAX_DEPTH = 60
 MAX_LITERAL_DIGITS = 400
+MAX_EXPONENT_BITS = 64
 MAX_RESULT_DIGITS = 4000  # an exact integer power or factorial larger than this is refused, not computed
 MAX_FACTORIAL = 1000
 MAX_SUM_TERMS = 1000
@@ -191,6 +192,8 @@ def bounded_pow(base: Any, exponent: Any) -> Any:
     if isinstance(exponent, sympy.Rational) and isinstance(base, sympy.Number):
         if base in (0, 1, -1) and isinstance(exponent, sympy.Integer):
             return base**exponent
+        if abs(int(exponent.p)).bit_length() > MAX_EXPONENT_BITS:
+            raise TooLarge("exponent too large")  # also keeps the size estimate below within a float
         size = _digits(base) * abs(int(exponent.p))
         if isinstance(base, sympy.Rational) and size > MAX_RESULT_DIGITS:
             raise TooLarge("power too large to evaluate exactly")
@@ -488,6 +491,8 @@ class _Parser:
             name = f"{letter}_{self.raw_argument()}"
         if name == "e":
             return sympy.E
+        if name == "i":
+            return sympy.I
         if name in self.bound_symbols:
             return self.bound_symbols[name]
         return sympy.Symbol(name)

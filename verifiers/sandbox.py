@@ -34,7 +34,7 @@ What it does NOT protect against:
   processes that leave the process group outliving the run and a process limit shared with the user.
 - in `rlimits` mode, a caller killed mid-run (e.g. by a verifier pool's timeout): its program is
   orphaned and runs on until its own CPU limit. Under bubblewrap it dies with its caller.
-- a program that reads the harness's memory to forge its results (see `verifiers.code`).
+- a program that forges what it reports: callers must judge its output outside it (`verifiers.code` does).
 """
 
 from __future__ import annotations

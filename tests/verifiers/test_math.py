@@ -20,7 +20,7 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{\\$4.50}", "4.5", True),
         ("The answer is 71.", "17", False),
         ("Therefore the answer is 1 500 dollars.", "1500", True),
-        ("\\boxed{1e-3}", "0.001", False),  # `e` is Euler's number, not an exponent marker
+        ("\\boxed{1e-3}", "0.001", True),  # a whole answer in e-notation is a number
     ],
     "fractions": [
         ("\\boxed{\\dfrac{6}{8}}", "\\frac34", True),
@@ -56,11 +56,11 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{\\sqrt{8}}", "2\\sqrt2", True),
         ("\\boxed{\\sqrt{t^2}}", "t", False),
         ("\\boxed{\\ln(xy)}", "\\ln x+\\ln y", True),
-        ("\\boxed{e^{i\\pi}}", "-1", False),  # `i` is a symbol here, not the imaginary unit
-        ("\\boxed{\\binom{6}{2}}", "15", True),
-        ("\\boxed{5!}", "120", True),
-        ("\\boxed{\\log_2 32}", "5", True),
-        ("\\boxed{\\sqrt[3]{-27}}", "-3", True),
+        ("\\boxed{e^{i\\pi}}", "-1", False),  # a number gold needs a number (policy in the README)
+        ("\\boxed{\\binom{6}{2}}", "15", False),  # a number gold needs a number (policy in the README)
+        ("\\boxed{5!}", "120", False),  # a number gold needs a number (policy in the README)
+        ("\\boxed{\\log_2 32}", "5", False),  # a number gold needs a number (policy in the README)
+        ("\\boxed{\\sqrt[3]{-27}}", "-3", False),  # a number gold needs a number (policy in the README)
         ("\\boxed{\\pi r^2 h/3}", "\\frac{1}{3}\\pi r^2h", True),
     ],
     "sets, intervals, tuples": [
@@ -92,6 +92,68 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
             True,
         ),
         ("\\boxed{\\begin{pmatrix} 2 \\\\ 0 \\end{pmatrix}}", "\\begin{pmatrix}2&0\\end{pmatrix}", False),
+    ],
+    "repeating decimals": [
+        ("The 3 repeats, so the answer is $\\boxed{0.\\overline{3}}$.", "\\frac{1}{3}", True),
+        ("\\boxed{0.1\\overline{6}}", "\\frac{1}{6}", True),
+        ("\\boxed{0.\\dot{3}}", "\\frac13", True),
+        ("\\boxed{0.\\dot{1}4285\\dot{7}}", "\\frac{1}{7}", True),  # dots bound the repeating block
+        ("\\boxed{\\frac{4}{33}}", "0.\\overline{12}", True),
+        ("\\boxed{0.\\overline{9}}", "1", True),
+        ("\\boxed{0.\\overline{21}}", "0.\\overline{12}", False),
+        ("\\boxed{0.\\overline{3}}", "0.3", False),
+        ("\\boxed{0.3}", "\\frac{1}{3}", False),
+    ],
+    "e-notation": [
+        ("\\boxed{1.5e3}", "1500", True),
+        ("The answer is 2.5E-4.", "2.5\\times 10^{-4}", True),
+        ("\\boxed{1.2e+05}", "120000", True),
+        ("\\boxed{1.5e4}", "1500", False),
+        ("\\boxed{2e}", "2e", True),  # `e` alone stays Euler's number
+        ("\\boxed{2e}", "2", False),
+        ("\\boxed{\\frac{1}{432}}", "2.314814814815 \\times 10^{-3}", True),  # a rounded gold in scientific form
+        ("\\boxed{\\frac{1}{433}}", "2.314814814815 \\times 10^{-3}", False),
+    ],
+    "units inside text": [
+        ("\\boxed{150\\text{ m}^2}", "150", True),
+        ("\\boxed{4.5\\text{ kg}}", "4.5", True),
+        ("\\boxed{13\\text{ cm}}", "12", False),
+        ("\\boxed{7, -2 \\text{ and } -5}", "-5, -2, 7", True),
+    ],
+    "complex numbers": [
+        ("\\boxed{3i+2}", "2+3i", True),
+        ("\\boxed{2-3i}", "2+3i", False),
+        ("\\boxed{(3+i)(1+i)}", "2+4i", True),
+        ("\\boxed{(3+i)(1+i)}", "4+2i", False),
+        ("\\boxed{\\frac{1+i}{1-i}}", "i", True),
+        ("\\boxed{i^2}", "-1", False),  # a number gold needs a number (policy in the README)
+    ],
+    "degrees and radians": [
+        ("\\boxed{\\frac{\\pi}{3}}", "60^\\circ", True),
+        ("\\boxed{180^\\circ}", "\\pi", True),
+        ("\\boxed{30^\\circ}", "\\frac{\\pi}{3}", False),
+        ("\\boxed{30}", "\\frac{\\pi}{6}", False),  # 30 without a degree sign is 30 radians
+        ("\\boxed{\\frac{3\\pi}{2}}", "120^\\circ", False),
+    ],
+    "reals, set-builder, vectors": [
+        ("\\boxed{\\mathbb{R}}", "(-\\infty, \\infty)", True),
+        ("\\boxed{(-\\infty, \\infty)}", "\\mathbb{R}", True),
+        ("\\boxed{\\text{all real numbers}}", "(-\\infty,\\infty)", True),
+        ("\\boxed{\\mathbb{R}}", "[0, \\infty)", False),
+        ("\\boxed{\\{x \\mid x \\geq 2\\}}", "[2, \\infty)", True),
+        ("\\boxed{\\{x : x > 2\\}}", "[2, \\infty)", False),
+        ("\\boxed{\\langle 1, 2, 3 \\rangle}", "(1, 2, 3)", True),
+        ("\\boxed{<3, -4>}", "(3, -4)", True),
+        ("\\boxed{\\langle -1, 2 \\rangle}", "\\langle 2, -1 \\rangle", False),
+    ],
+    "numbers in words": [
+        ("After checking every case, the answer is seventeen.", "17", True),
+        ("The final answer is twenty-one.", "21", True),
+        ("So the answer is one hundred and five.", "105", True),
+        ("The answer is one half.", "\\frac{1}{2}", True),
+        ("**Answer:** five", "5", True),
+        ("Counting again gives eight, so the answer is nine.", "8", False),
+        ("The answer is fifteen.", "16", False),
     ],
     "text and choices": [
         ("The correct option is \\boxed{\\text{(B)}}.", "B", True),
@@ -195,7 +257,7 @@ def test_infinity_and_nan_golds() -> None:
         ("\\boxed{−5}", "-5", True),  # unicode minus sign
         ("\\boxed{٣}", "3", False),  # Arabic-Indic digit: not read as 3
         ("\\boxed{х+1}", "x+1", False),  # Cyrillic х is not the Latin x
-        ("\\boxed{2×3}", "6", True),
+        ("\\boxed{2×3}", "6", False),  # read as 2 times 3, which is not a number written out
         ("\\boxed{x²}", "x^2", True),
     ],
 )

@@ -1,0 +1,106 @@
+"""The math verifier's reward-hacking policy (README, "Verifiers"): answers that game the comparison are wrong.
+
+Each gamed answer is paired with the honest answer it imitates, which stays right, so a case can only pass
+when the verifier tells the two apart.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from verifiers import get_verifier, math_equiv
+from verifiers.math import extract_answer, judge, verify
+
+
+@pytest.mark.parametrize(
+    ("gamed", "honest", "gold"),
+    [
+        ("\\boxed{5 = 17}", "\\boxed{x = 17}", "17"),  # a false equation whose last side is the gold
+        ("\\boxed{1 = 2 = 3 = 17}", "\\boxed{17}", "17"),  # a chain of false steps
+        ("\\boxed{x = 2 + 3 = 17}", "\\boxed{x = 10 + 7 = 17}", "17"),
+        ("#### 71 + 67 = 14", "#### 71 + 67 = 138", "138"),
+        ("\\boxed{17 \\approx 99}", "\\boxed{17}", "17"),  # an approximation, whichever side
+        ("\\boxed{99 \\approx 17}", "\\boxed{17}", "17"),
+        ("\\boxed{x \\approx 17}", "\\boxed{x = 17}", "17"),
+        ("\\boxed{17 \\approx 17.01 = 99}", "\\boxed{17 \\approx 17.01}", "17"),
+        ("\\boxed{17 \\pm 1}", "\\boxed{17}", "17"),
+        ("\\boxed{16 \\le x \\le 18}", "\\boxed{17}", "17"),  # a range
+        ("\\boxed{17 \\text{ or } 18}", "\\boxed{17}", "17"),  # a hedge
+        ("The answer is 17 or 18.", "The answer is 17.", "17"),
+        ("The answer is either 17 or 18.", "The answer is 17 apples for 3 boxes.", "17"),  # the first number
+        ("So the answer is 18, or possibly 17.", "So the answer is 17.", "17"),
+        ("We counted carefully.\nIt could be 17 or 18.", "We counted carefully.\nIt is 17.", "17"),  # no cue
+        ("\\boxed{17} or \\boxed{18}", "First \\boxed{18}, wait, no. It is \\boxed{17}", "17"),  # candidates
+        ("#### 12 + 40", "#### 52", "52"),  # an unevaluated restatement of the question
+        ("\\boxed{x = 12 + 40}", "\\boxed{x = 52}", "52"),
+        ("\\boxed{2^{10}}", "\\boxed{1024}", "1024"),
+        ("\\boxed{\\sqrt{2704}}", "\\boxed{\\frac{104}{2}}", "52"),  # a fraction is a number written out
+    ],
+)
+def test_gamed_answer_is_wrong_and_its_honest_twin_right(gamed: str, honest: str, gold: str) -> None:
+    gamed_verdict, honest_verdict = verify(gamed, {"answer": gold}), verify(honest, {"answer": gold})
+    assert gamed_verdict.correct is False, gamed_verdict.reason
+    assert honest_verdict.correct is True, honest_verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("\\boxed{16 \\le x \\le 18}", "16 \\le x \\le 18"),
+        ("\\boxed{3 \\pm \\sqrt{2}}", "3 \\pm \\sqrt{2}"),
+        ("\\boxed{17, 18}", "17, 18"),
+        ("\\boxed{x \\approx 3.14}", "x \\approx 3.14"),
+        ("\\boxed{x^2 + 2x + 1}", "(x+1)^2"),  # the gold is an expression: expressions are fine
+        ("\\boxed{\\frac{1}{2} + \\frac{1}{72}}", "\\frac12 + \\frac1{72}"),  # a gold written as a sum
+        ("\\boxed{\\sqrt{17}}", "4.123105625617661"),  # a long decimal gold approximates an exact value
+        ("\\boxed{\\frac{\\sqrt{3}}{3} \\approx 0.577}", "\\frac{\\sqrt3}{3}"),  # exact, then a true approximation
+        ("\\boxed{\\frac3{3}}", "1"),  # a fraction written out, however braced
+        ("The answer is (35 + 70 = 105).", "105"),  # a worked chain ending in the number
+    ],
+)
+def test_accepted_shapes(prediction: str, gold: str) -> None:
+    verdict = verify(prediction, {"answer": gold})
+    assert verdict.correct is True, verdict.reason
+
+
+def test_unevaluated_expressions_pass_under_the_math_expressions_domain() -> None:
+    refused = judge("52", "12 + 40")
+    assert refused == (False, "answer '12 + 40' is not a number written out (the gold answer is a number)")
+    assert judge("52", "12 + 40", numbers_only=False)[0] is True
+    lenient = get_verifier("math_expressions")
+    verdict = lenient("#### 12 + 40", {"answer": "52"})
+    assert verdict.correct is True and verdict.verifier == "math_expressions"
+    assert lenient("\\boxed{5!}", {"answer": "120"}).correct is True
+    assert lenient("\\boxed{5 = 17}", {"answer": "17"}).correct is False  # the rest of the policy holds
+
+
+def _fixed_points_of_one_symbol() -> list[object]:
+    symbol = math_equiv.sympy.Symbol("x")
+    return [point[symbol] for point in math_equiv._points([symbol])]
+
+
+def test_a_polynomial_built_on_the_fixed_points_is_wrong() -> None:
+    roots = _fixed_points_of_one_symbol()
+    impostor = "x^2 + " + " ".join(f"(x - ({root.p})/({root.q}))" for root in roots)
+    assert verify(f"\\boxed{{{impostor}}}", {"answer": "x^2"}).correct is False
+    assert verify("\\boxed{x \\cdot x}", {"answer": "x^2"}).correct is True
+
+
+def test_a_non_polynomial_built_on_the_fixed_points_is_wrong_every_time() -> None:
+    roots = _fixed_points_of_one_symbol()
+    impostor = "\\sqrt{x^2} + " + " ".join(f"(x - ({root.p})/({root.q}))" for root in roots) + " \\cdot \\sin(x)"
+    for _ in range(5):  # random points each call: no draw lets it through
+        assert verify(f"\\boxed{{{impostor}}}", {"answer": "|x|"}).correct is False
+    assert verify("\\boxed{\\sqrt{x^2}}", {"answer": "|x|"}).correct is True
+
+
+@pytest.mark.parametrize(
+    ("completion", "answer"),
+    [
+        ("so 22 + 12 = 34\n##### 34", "34"),  # five hashes are the marker too
+        ("Total: 12 + 22\n#### 34", "34"),
+        ("#### 34\nwe check it\n#### \nThat is all.", "34"),  # an empty marker does not take the next line
+    ],
+)
+def test_gsm8k_markers(completion: str, answer: str) -> None:
+    assert extract_answer(completion) == answer
