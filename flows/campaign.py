@@ -83,6 +83,7 @@ def open_run(config: RunConfig) -> RunStore:
     if not store.exists():
         store.create(dump_config(config), build_pool(config))
         return store
+    store.verify_dependencies()  # damaged committed data fails here, before a round starts work
     if _comparable(stored_config(store)) != _comparable(config):
         raise StoreError(
             f"run {config.run_name!r} in {config.store} was created with a different config "
@@ -173,19 +174,29 @@ def _api_url() -> str | None:
 
 
 def stored_config(store: RunStore) -> RunConfig:
-    """The run's frozen config, with the number of rounds last planned for it."""
-    config = parse_config(_yaml(store.read_run_config()), source=store.path("run.yaml"))
+    """The run's frozen config, with the number of rounds last planned for it, in the store it is now in:
+    `run.yaml` keeps the store the run was created in only as history, so a moved or copied run folder
+    continues where it is."""
+    source = store.path("run.yaml")
+    config = parse_config(_yaml(store.read_run_config(), source), source=source)
     planned = store.read_plan()
-    return config if planned is None else config.model_copy(update={"rounds": planned})
+    update: dict[str, Any] = {"store": store.url}
+    if planned is not None:
+        update["rounds"] = planned
+    return config.model_copy(update=update)
 
 
 def _comparable(config: RunConfig) -> dict[str, Any]:
-    return {
-        key: value for key, value in config.model_dump(mode="json").items() if key not in ("rounds", "orchestration")
-    }
+    """What must match between a run's frozen config and the one it is continued with: not the number of
+    rounds, not how rounds run (`orchestration`), not where the run folder now is (`store`)."""
+    ignored = ("rounds", "orchestration", "store")
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ignored}
 
 
-def _yaml(text: str) -> Any:
+def _yaml(text: str, source: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [f"not valid YAML: {error}"]) from error
