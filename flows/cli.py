@@ -344,9 +344,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from storage import RunLock
-
-    from storage import StoreIntegrityError
+    from storage import RunLock, StoreIntegrityError
     from storage.check import check_run
 
     store = _existing_store(args.store, args.run_name)

@@ -4,13 +4,14 @@ Checked: HEAD is readable and names a committed round (the newest); every commit
 valid JSON, matches its own hash and has the expected structure; every file a manifest lists exists with
 its recorded size and sha256; rounds form one lineage (round N's parent is N-1, which is committed, and
 N's `model_in` is N-1's `model_out`); the run's `pool.parquet` and `run.yaml` match the newest manifest;
-`plan.json` and open rounds' `progress.json` are readable. Nothing is repaired or written.
+`plan.json`, `LOCK` and open rounds' `progress.json` are readable. Nothing is repaired or written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storage.lock import LockError, RunLock
 from storage.store import SELF_HASH, RunStore, StoreError
 
 
@@ -66,6 +67,10 @@ def check_run(store: RunStore, round_id: int | None = None, hashes: bool = True)
             reader()
         except StoreError as error:
             report.problems.append(str(error))
+    try:
+        RunLock(store).read_holder()
+    except LockError as error:
+        report.problems.append(str(error))
     for number in store.open_rounds():
         try:
             store.read_progress(number)
@@ -83,7 +88,8 @@ def _check_head(store: RunStore, committed: list[int], problems: list[str]) -> N
     head_path = store.path("HEAD")
     if head is None:
         if committed:
-            problems.append(f"{head_path} is missing; `flywheel rollback {store.run_name} --to {committed[-1]}` writes it")
+            fix = f"`flywheel rollback {store.run_name} --to {committed[-1]}` writes it"
+            problems.append(f"{head_path} is missing; {fix}")
     elif head not in committed:
         problems.append(f"{head_path} names round {head}, which is not committed (committed: {committed or 'none'})")
     elif head != committed[-1]:

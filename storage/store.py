@@ -17,8 +17,10 @@ reads it (remembered by path, size and modification time); part files are the on
 not whatever the folder holds. The manifests also record `run_files` (the run's `pool.parquet` and
 `run.yaml`), checked the same way. A mismatch is a `StoreIntegrityError` naming the file, what was
 expected and found, and how to recover. Open rounds are not checked here: their journal
-(`progress.json`, `check_files`) decides what is reused. Paths go through fsspec, so a local folder and object stores share one code path; models are
-folders that vLLM and transformers need on local disk, staged locally and uploaded for remote stores.
+(`progress.json`, `check_files`) decides what is reused.
+
+Paths go through fsspec, so a local folder and object stores share one code path; models are folders that vLLM
+and transformers need on local disk, staged locally and uploaded for remote stores.
 """
 
 from __future__ import annotations
@@ -418,6 +420,8 @@ class RunStore:
     def verify_dependencies(self) -> None:
         """Check, before a round starts, the committed data the next round reads: the run's pool and config,
         every committed round's manifest and tables, and the newest round's model. Raises on the first problem."""
+        for open_round in self.open_rounds():
+            self.read_progress(open_round)  # a broken journal is named now, not when its round starts
         committed = self.committed_rounds()
         if not committed:
             return
