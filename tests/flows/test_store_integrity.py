@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,3 +157,30 @@ def test_a_moved_run_continues_in_its_new_folder(committed_run: Path, tmp_path: 
     assert _digests(original) == untouched and not (original / "rounds" / "r0002").exists()
     check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
     assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr
+
+
+def test_a_full_disk_mid_training_is_survivable(committed_run: Path, tmp_path: Path) -> None:
+    """A store on a tmpfs that fills up while round 2's training checkpoint is saved: one clear error, committed
+    rounds unchanged; once the disk is grown, `resume` discards the half-written checkpoint and finishes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4500k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        shutil.copytree(committed_run / "runs", disk / "runs")
+        committed = _digests(disk / "runs" / RUN / "rounds")
+        full = run_flywheel("run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(disk / "runs"),
+                            cwd=tmp_path)  # fmt: skip
+        assert full.returncode == 2, full.stderr[-3000:]
+        assert f"flywheel: error: no space left on the disk holding {disk}" in full.stderr, full.stderr[-3000:]
+        assert "MiB free" in full.stderr
+        assert not (disk / "runs" / RUN / "rounds" / "r0002" / "manifest.json").exists()
+        assert _digests(disk / "runs" / RUN / "rounds") | committed == _digests(disk / "runs" / RUN / "rounds")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        done = run_flywheel("resume", RUN, "--store", str(disk / "runs"), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (disk / "runs" / RUN / "HEAD").read_text().strip() == "2"
+        assert run_flywheel("check", RUN, "--store", str(disk / "runs"), cwd=tmp_path).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
