@@ -27,6 +27,7 @@ from configs import ConfigError, EarlyStopConfig, RunConfig, dump_config, parse_
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.round import round_flow
 from flows.runners import campaign_task_runner, missing_runner_package
+from flows.watchdog import WATCHDOG
 from stages.problems import generate_arithmetic, problems_from_records, validate_problems
 from stages.puzzles import generate_countdown, reasoning_gym_problems
 from storage import RunLock, RunStore, StoreError, load_source_records
@@ -98,7 +99,7 @@ def campaign_flow(config: RunConfig) -> list[dict[str, Any]]:
     logger = get_run_logger()
     store = open_run(config)
     manifests = []
-    with RunLock(store):
+    with RunLock(store), WATCHDOG.watching():
         store.write_plan(config.rounds)
         head = store.repair_head()
         if early_stop(store, config) is None:

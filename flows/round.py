@@ -37,6 +37,7 @@ from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.faults import crash_point
 from flows.runners import DEFAULT_WORKERS, verify_shard
 from flows.train_job import train_phase
+from flows.watchdog import WATCHDOG
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
 from stages.decontaminate import eval_texts_from_problems
 from stages.dedup import SIGNATURES_SCHEMA
@@ -110,6 +111,7 @@ def run_stage(journal: RoundJournal, stage: str, work: Callable[[], StageOutput]
     and evaluation are not: their failures (out of memory, a diverged or broken checkpoint) recur on a
     retry, which would spend the round's most expensive step again only to fail the same way. The time
     journaled is the wall time of every attempt and back-off delay, not only of the attempt that succeeded."""
+    WATCHDOG.beat(f"round {journal.round_id}, stage {stage!r}")
     output = journal.reusable(stage)
     if output is not None:
         get_run_logger().info("round %d: stage %r already done, reusing its files", journal.round_id, stage)
@@ -345,6 +347,7 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
         shard_seconds = {"sample": shard.sample_seconds, "verify": verify_seconds}
         record = store.write_traces_part(round_id, shard.part, verified)
         store.record_shard(round_id, "traces", shard.part, record, shard_seconds)
+        WATCHDOG.beat()
         crash_point(f"shard:traces:{shard.part}", round_id)
         records[shard.part] = record
         for name in seconds:
@@ -476,7 +479,8 @@ def _launch_phase(
     assert train_config.launcher is not None
     command = [_executable(train_config.launcher[0]), *train_config.launcher[1:], "-m", "flows.train_job", job]
     logger.info("round %d: %s phase: %s", round_id, phase, " ".join(command))
-    completed = subprocess.run(command, check=False)
+    with WATCHDOG.paused():  # the job is its own process, with its own logs
+        completed = subprocess.run(command, check=False)
     finished = read_result(final_dir)
     if completed.returncode != 0 or finished is None:
         raise RuntimeError(
