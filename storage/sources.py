@@ -24,8 +24,9 @@ def load_source_records(config: DatasetSourceConfig) -> dict[str, list[dict[str,
     """Rows of each configured split, keyed by flywheel split name (`seed`, `train`, `test`)."""
     from datasets import load_dataset
 
+    required = {config.prompt_field: "prompt_field", config.answer_field: "answer_field"}
     for path in _local_files(config.data_files):
-        check_local_file(path, required=(config.prompt_field, config.answer_field))
+        check_local_file(path, required)
     records: dict[str, list[dict[str, Any]]] = {}
     for split, source_split in config.splits.items():
         try:
@@ -41,8 +42,12 @@ def load_source_records(config: DatasetSourceConfig) -> dict[str, list[dict[str,
     return records
 
 
-def check_local_file(path: str, required: tuple[str, ...] = ()) -> None:
-    """Raise StoreError naming the file and line/row when a local problems file cannot be read as its kind."""
+def check_local_file(path: str, required: dict[str, str] | None = None) -> None:
+    """Raise StoreError naming the file and line/row when a local problems file cannot be read as its kind.
+
+    `required` maps field names to their config keys: a JSON line without a field the first line has is an
+    error (the loader would read it as null); a field absent from the whole file is left to the caller's
+    column check."""
     kind = os.path.splitext(path)[1].lower()
     if kind == ".parquet":
         import pyarrow as pa
@@ -63,7 +68,7 @@ def check_local_file(path: str, required: tuple[str, ...] = ()) -> None:
         line = data[: error.start].count(b"\n") + 1
         raise StoreError(f"{path}, line {line}: not UTF-8 text (byte {error.start}: {error.reason})") from error
     if kind == ".jsonl" or (kind == ".json" and text.lstrip().startswith("{") and "\n{" in text):
-        _check_json_lines(path, text, required)
+        _check_json_lines(path, text, required or {})
     elif kind == ".json":
         try:
             json.loads(text)
@@ -73,7 +78,8 @@ def check_local_file(path: str, required: tuple[str, ...] = ()) -> None:
         _check_csv(path, text)
 
 
-def _check_json_lines(path: str, text: str, required: tuple[str, ...]) -> None:
+def _check_json_lines(path: str, text: str, required: dict[str, str]) -> None:
+    expected: list[str] | None = None  # the required fields the first row has
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -83,9 +89,12 @@ def _check_json_lines(path: str, text: str, required: tuple[str, ...]) -> None:
             raise StoreError(f"{path}, line {number}: not valid JSON: {error.msg} (column {error.colno})") from error
         if not isinstance(row, dict):
             raise StoreError(f"{path}, line {number}: expected a JSON object, found {type(row).__name__}")
-        absent = [field for field in required if field not in row]
+        if expected is None:
+            expected = [field for field in required if field in row]
+        absent = [field for field in expected if field not in row]
         if absent:
-            raise StoreError(f"{path}, line {number}: no field {', '.join(map(repr, absent))}")
+            keys = ", ".join(f"{field!r} (problems.dataset.{required[field]})" for field in absent)
+            raise StoreError(f"{path}, line {number}: no field {keys}, which the first line has")
 
 
 def _check_csv(path: str, text: str) -> None:

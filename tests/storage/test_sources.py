@@ -38,8 +38,9 @@ def test_a_broken_json_line_names_its_line(tmp_path: Path) -> None:
 def test_a_missing_field_is_told_apart_from_an_empty_or_null_one(tmp_path: Path) -> None:
     path = tmp_path / "problems.jsonl"
     path.write_text('{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2="}\n')
-    with pytest.raises(StoreError, match=r"problems.jsonl, line 2: no field 'answer'"):
-        check_local_file(str(path), required=("prompt", "answer"))
+    expected = r"problems.jsonl, line 2: no field 'answer' \(problems.dataset.answer_field\), which the first line has"
+    with pytest.raises(StoreError, match=expected):
+        check_local_file(str(path), required={"prompt": "prompt_field", "answer": "answer_field"})
     source = _source(str(path))
     with pytest.raises(ProblemsError, match=r"row 1, field 'answer': null"):
         problems_from_records({"train": [{"prompt": "1+1=", "answer": "2"}, {"prompt": "2", "answer": None}]}, source)
