@@ -1,6 +1,6 @@
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint lock
 
-.venv/.flywheel-installed: pyproject.toml scripts/setup.sh
+.venv/.flywheel-installed: pyproject.toml scripts/setup.sh requirements/lock-cpu.txt
 	bash scripts/setup.sh
 
 setup: .venv/.flywheel-installed
@@ -13,3 +13,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+
+# Re-pin every dependency from pyproject.toml (needs the network); commit the changed requirements/lock-*.txt.
+lock: setup
+	.venv/bin/python scripts/lock.py

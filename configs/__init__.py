@@ -1,6 +1,15 @@
 """Run configuration: the pydantic schema and its YAML loader. Imports nothing else of the project."""
 
-from configs.loader import ConfigError, config_hash, dump_config, load_config, parse_config
+from configs.loader import (
+    RUNTIME_FIELDS,
+    ConfigError,
+    config_differences,
+    config_hash,
+    dump_config,
+    is_runtime_field,
+    load_config,
+    parse_config,
+)
 from configs.schema import (
     ArithmeticConfig,
     CountdownConfig,
@@ -24,6 +33,9 @@ from configs.schema import (
 )
 
 __all__ = [
+    "RUNTIME_FIELDS",
+    "config_differences",
+    "is_runtime_field",
     "ArithmeticConfig",
     "ConfigError",
     "CountdownConfig",

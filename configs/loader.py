@@ -52,8 +52,48 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+# Fields that say how rounds run, not what they compute: where the run is stored, how many rounds are planned,
+# orchestration (retries, runners, early stop), the inference engine's sizes, the verifier pool's size, the
+# training launcher. A run may be continued with other values; every other field is fixed when it is created.
+# Each round's manifest records the whole config it ran with.
+RUNTIME_FIELDS = ("store", "rounds", "orchestration", "engine", "verify.workers", "train.launcher")
+
+
+def is_runtime_field(path: str) -> bool:
+    return any(path == field or path.startswith(f"{field}.") for field in RUNTIME_FIELDS)
+
+
+def flatten_config(config: RunConfig) -> dict[str, Any]:
+    """Every leaf of the config by its dotted path, e.g. {"sample.k": 4, ...}."""
+    flat: dict[str, Any] = {}
+
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                visit(value, f"{path}.{key}" if path else str(key))
+        else:
+            flat[path] = node
+
+    visit(config.model_dump(mode="json"), "")
+    return flat
+
+
+def config_differences(created: RunConfig, now: RunConfig) -> list[str]:
+    """`path: old -> new` for every field that differs and is not a runtime field."""
+    before, after = flatten_config(created), flatten_config(now)
+    paths = sorted(path for path in before.keys() | after.keys() if not is_runtime_field(path))
+    missing = "(not set)"
+    return [
+        f"{path}: {json.dumps(before.get(path, missing))} -> {json.dumps(after.get(path, missing))}"
+        for path in paths
+        if before.get(path, missing) != after.get(path, missing)
+    ]
+
+
 def config_hash(config: RunConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    """sha256 of what the config computes: every field but the runtime ones, so all rounds of a run share it."""
+    computed = {path: value for path, value in flatten_config(config).items() if not is_runtime_field(path)}
+    canonical = json.dumps(computed, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

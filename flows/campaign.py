@@ -1,9 +1,10 @@
 """The campaign flow: create or reopen a run, then run its rounds in order, each committed before the next.
 
 A run folder keeps the config it was created with; reopening it with a config that differs in anything
-but the number of rounds and the `orchestration` section (how rounds run, not what they compute) is
-refused, so one run never mixes two setups. The number of rounds asked for last is the run's plan, which
-`flywheel resume` completes. One process at a time holds a run's lock.
+but the runtime fields (`configs.RUNTIME_FIELDS`: how rounds run, not what they compute) is refused,
+naming every differing field, so one run never mixes two setups. The number of rounds asked for last is
+the run's plan, which `flywheel resume` completes; a plan is never shorter than the committed rounds.
+One process at a time holds a run's lock.
 
 Early stop (`orchestration.early_stop`): before each round the committed rounds' metric is checked; when
 it has not beaten the best round so far by more than `min_delta` for `patience` consecutive rounds, the
@@ -21,12 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 
-from configs import ConfigError, EarlyStopConfig, RunConfig, dump_config, parse_config
+from configs import (
+    RUNTIME_FIELDS,
+    ConfigError,
+    EarlyStopConfig,
+    RunConfig,
+    config_differences,
+    dump_config,
+    parse_config,
+)
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.round import round_flow
 from flows.runners import campaign_task_runner, missing_runner_package
+from flows.stopping import STOP_EXCEPTIONS, cancelled, mark_abandoned_runs_crashed, run_tag
 from flows.watchdog import WATCHDOG
 from stages.problems import generate_arithmetic, problems_from_records, validate_problems
 from stages.puzzles import generate_countdown, reasoning_gym_problems
@@ -85,39 +95,71 @@ def open_run(config: RunConfig) -> RunStore:
         store.create(dump_config(config), build_pool(config))
         return store
     store.verify_dependencies()  # damaged committed data fails here, before a round starts work
-    if _comparable(stored_config(store)) != _comparable(config):
+    differences = config_differences(stored_config(store), config)
+    if differences:
+        listed = "\n".join(f"  {line}" for line in differences)
         raise StoreError(
             f"run {config.run_name!r} in {config.store} was created with a different config "
-            f"({store.path('run.yaml')}); use a new run_name, or the same config"
+            f"({store.path('run.yaml')}); these fields differ (created with -> now):\n{listed}\n"
+            f"Use a new run_name, or the run's config. These may change between rounds: {', '.join(RUNTIME_FIELDS)}"
         )
     return store
 
 
+def check_plan(store: RunStore, config: RunConfig) -> None:
+    """Refuse a plan that ends before the newest committed round: rounds are only ever added."""
+    head = store.head()
+    if head is not None and config.rounds < head:
+        raise ConfigError(
+            "--rounds",
+            [
+                f"run {config.run_name!r} has committed rounds 0..{head}, so --rounds {config.rounds} would plan "
+                f"fewer rounds than it has; ask for {head} or more, or go back with "
+                f"`flywheel rollback {config.run_name} --to {config.rounds}`"
+            ],
+        )
+
+
+def run_campaign(config: RunConfig) -> list[dict[str, Any]]:
+    """The campaign flow, its flow runs (and its rounds') tagged with the run, so a later campaign can find them."""
+    store = RunStore(config.store, config.run_name)
+    with tags(run_tag(store.root, config.run_name)):
+        return campaign_flow(config)
+
+
 @flow(name="flywheel-campaign")
 def campaign_flow(config: RunConfig) -> list[dict[str, Any]]:
-    """Run (or resume) rounds HEAD+1 .. config.rounds, holding the run's lock; returns the new manifests."""
+    """Run (or resume) rounds HEAD+1 .. config.rounds, holding the run's lock; returns the new manifests.
+
+    A stop signal ends it as a Cancelled flow run, the round in flight left open for `flywheel resume`."""
     logger = get_run_logger()
     store = open_run(config)
-    manifests = []
-    with RunLock(store), WATCHDOG.watching():
-        store.write_plan(config.rounds)
-        head = store.repair_head()
-        if early_stop(store, config) is None:
-            store.clear_early_stop()
-        try:
+    manifests: list[dict[str, Any]] = []
+    try:
+        with RunLock(store), WATCHDOG.watching():
+            for name in mark_abandoned_runs_crashed(run_tag(store.root, config.run_name)):
+                logger.warning("flow run %r of this run was left Running by a process that died: marked Crashed", name)
+            store.write_plan(config.rounds)
+            head = store.repair_head()
+            if early_stop(store, config) is None:
+                store.clear_early_stop()
             runner_config = config.orchestration.task_runner
             api_url = None if runner_config.kind == "local" else _api_url()
             with campaign_task_runner(runner_config, api_url) as task_runner:
-                for round_id in range(0 if head is None else head + 1, config.rounds + 1):
-                    stop = early_stop(store, config)
-                    if stop is not None:
-                        store.write_early_stop(stop)
-                        logger.warning("campaign stopped before round %d: %s", round_id, stop["reason"])
-                        break
-                    manifests.append(round_flow.with_options(task_runner=task_runner)(config, round_id))
-        finally:
-            ENGINES.close()
-            VERIFIER_POOLS.close()
+                # Closed before the task runner waits for its threads: a thread still verifying then fails at once.
+                try:
+                    for round_id in range(0 if head is None else head + 1, config.rounds + 1):
+                        stop = early_stop(store, config)
+                        if stop is not None:
+                            store.write_early_stop(stop)
+                            logger.warning("campaign stopped before round %d: %s", round_id, stop["reason"])
+                            break
+                        manifests.append(round_flow.with_options(task_runner=task_runner)(config, round_id))
+                finally:
+                    ENGINES.close()
+                    VERIFIER_POOLS.close()
+    except STOP_EXCEPTIONS as stop:
+        return cancelled(stop, f"run {config.run_name!r}")
     return manifests
 
 
@@ -185,13 +227,6 @@ def stored_config(store: RunStore) -> RunConfig:
     if planned is not None:
         update["rounds"] = planned
     return config.model_copy(update=update)
-
-
-def _comparable(config: RunConfig) -> dict[str, Any]:
-    """What must match between a run's frozen config and the one it is continued with: not the number of
-    rounds, not how rounds run (`orchestration`), not where the run folder now is (`store`)."""
-    ignored = ("rounds", "orchestration", "store")
-    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ignored}
 
 
 def _yaml(text: str, source: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -16,14 +17,44 @@ from flows.supervise import is_supervised, run_supervised
 
 EXIT_BAD_INPUT = 2
 FLOW_COMMANDS = ("run", "demo", "resume", "schedule")
+# Commands that run rounds in this process and stop them cleanly on a signal (flows/stopping.py); `schedule`
+# leaves Ctrl-C to Prefect's runner, which pauses the schedule, and its triggers run in their own processes.
+ROUND_COMMANDS = ("run", "demo", "resume")
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_environment()
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    if args.command in FLOW_COMMANDS and not is_supervised():
-        return run_supervised(argv)
+    if args.command in FLOW_COMMANDS:
+        # Read-only commands skip this: it creates FLYWHEEL_HOME, and they must write nothing.
+        configure_environment()
+        if not is_supervised():
+            return run_supervised(argv)
+    if args.command in ROUND_COMMANDS:
+        from flows.stopping import install_stop_handlers
+
+        install_stop_handlers()
+        return _stoppable(args)
+    return _handle(args)
+
+
+def _stoppable(args: argparse.Namespace) -> int:
+    """Run a round command; a stop signal ends it with 128 + the signal's number, like a process it killed."""
+    from flows.stopping import STOP_EXCEPTIONS, stop_signal
+
+    try:
+        return _handle(args)
+    except STOP_EXCEPTIONS as stop:
+        signum = stop_signal() or signal.SIGINT
+        print(
+            f"flywheel: stopped by {signal.Signals(signum).name} ({stop}); the open round keeps its finished "
+            "stages and shards: `flywheel resume RUN` continues it",
+            file=sys.stderr,
+        )
+        return 128 + signum
+
+
+def _handle(args: argparse.Namespace) -> int:
     from configs import ConfigError
     from flows.export import ExportError
     from stages.problems import ProblemsError
@@ -162,13 +193,14 @@ def _execute(config_path: Path | Any, overrides: dict[str, Any], source: str) ->
 
 
 def _campaign(config: Any, source: str) -> list[dict[str, Any]]:
-    from flows.campaign import campaign_flow, check_config, open_run
+    from flows.campaign import check_config, check_plan, open_run, run_campaign
     from storage import RunLock
 
     check_config(config, source)
     store = open_run(config)  # bad problems or a clashing run fail here, before Prefect starts
+    check_plan(store, config)
     RunLock(store).check()
-    campaign_flow(config)
+    run_campaign(config)
     return _round_rows(config.store, config.run_name)
 
 
@@ -356,11 +388,9 @@ def _status(args: argparse.Namespace) -> int:
     stop = store.read_early_stop()
     if stop is not None and stop["round"] == store.head():
         print(f"campaign stopped early after round {stop['round']} ({stop['stopped_at']}): {stop['reason']}")
-    from flows.round import STAGE_ORDER
-
     for round_id in store.open_rounds():
-        finished = store.read_progress(round_id)["stages"]
-        done = ", ".join(stage for stage in STAGE_ORDER if stage in finished) or "nothing yet"
+        finished = store.read_progress(round_id)["stages"]  # journaled in the order they finished
+        done = ", ".join(finished) or "nothing yet"
         print(f"open round {round_id} (not committed): finished stages: {done}")
     lock = RunLock(store)
     holder = lock.read_holder()

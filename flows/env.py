@@ -18,6 +18,8 @@ def configure_environment() -> Path:
         "PREFECT_HOME": home / "prefect",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
+        # The temporary API server migrates a new database on its first start: 20 s is too short on a busy machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "VLLM_CACHE_ROOT": home / "vllm",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "VLLM_LOGGING_LEVEL": "ERROR",

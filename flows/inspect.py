@@ -7,20 +7,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA
-from stages.evaluate import EVAL_SCHEMA
-from stages.problems import PROBLEMS_SCHEMA
-from stages.verify import VERIFIED_TRACES_SCHEMA
 from storage import RunStore, StoreError
 
-TABLES: dict[str, pa.Schema] = {
-    "dataset": DATASET_SCHEMA,
-    "traces": VERIFIED_TRACES_SCHEMA,
-    "dropped": DROPPED_SCHEMA,
-    "difficulty": DIFFICULTY_SCHEMA,
-    "eval": EVAL_SCHEMA,
-    "problems": PROBLEMS_SCHEMA,
-}
+# Read as they were written (each stage checked its schema on the way in): these commands show the files,
+# and importing the stages that declare the schemas (sympy, datasketch, ...) would cost seconds per command.
+TABLES = ("dataset", "traces", "dropped", "difficulty", "eval", "problems")
 
 
 def read_round_table(store: RunStore, round_id: int, name: str) -> pa.Table | None:
@@ -31,10 +22,10 @@ def read_round_table(store: RunStore, round_id: int, name: str) -> pa.Table | No
     if name == "traces":
         if not any(path.startswith("traces/") for path in listed):
             return None
-        return store.read_parts(round_id, TABLES[name])
+        return store.read_parts(round_id)
     if f"{name}.parquet" not in listed:
         return None
-    return store.read_table(round_id, name, TABLES[name])
+    return store.read_table(round_id, name)
 
 
 def diff_rounds(store: RunStore, first: int, second: int) -> dict[str, Any]:

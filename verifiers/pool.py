@@ -73,6 +73,9 @@ def _worker_main(connection: Connection, memory_limit_mb: int) -> None:
             return
 
 
+CLOSED_POLL_S = 0.5
+
+
 class _Worker:
     def __init__(self, context: Any, memory_limit_mb: int) -> None:
         self.connection, child = context.Pipe(duplex=True)
@@ -188,10 +191,14 @@ class VerifierPool:
         return [verdict for verdict in results if verdict is not None]
 
     def _take_worker(self, block: bool) -> _Worker | None:
-        try:
-            return self._idle.get(block=block, timeout=None if block else 0)
-        except queue.Empty:
-            return None
+        while True:
+            try:
+                return self._idle.get(block=block, timeout=CLOSED_POLL_S if block else 0)
+            except queue.Empty:
+                if not block:
+                    return None
+                if self._closed:  # closed by another thread (a stopping run): no worker will come back
+                    raise RuntimeError("VerifierPool was closed while verifying") from None
 
     def _retry_or_fail(
         self,

@@ -104,3 +104,31 @@ def test_shipped_accelerate_configs_parse_as_accelerate_configs(name: str) -> No
 
     cluster = ClusterConfig.from_yaml_file(str(REPO / "configs" / "accelerate" / name))
     assert cluster.num_processes >= 2 and cluster.mixed_precision == "bf16"
+
+
+def test_config_differences_name_every_changed_field_but_the_runtime_ones() -> None:
+    from configs import config_differences, config_hash
+
+    created = parse_config({"run_name": "r", "model": {"path": "org/model"}, "sample": {"k": 4}})
+    changed = parse_config(
+        {
+            "run_name": "r",
+            "model": {"path": "org/model"},
+            "sample": {"k": 8, "temperature": 0.7},
+            "engine": {"kv_cache_space_gib": 4},
+            "rounds": 9,
+        }
+    )
+    assert config_differences(created, changed) == ["sample.k: 4 -> 8", "sample.temperature: 1.0 -> 0.7"]
+    runtime_only = parse_config(
+        {
+            "run_name": "r",
+            "model": {"path": "org/model"},
+            "sample": {"k": 4},
+            "store": "s3://elsewhere",
+            "verify": {"workers": 3},
+            "rounds": 5,
+        }
+    )
+    assert config_differences(created, runtime_only) == []
+    assert config_hash(created) == config_hash(runtime_only) != config_hash(changed)

@@ -3,8 +3,10 @@ with back-off of the stages that only move data, never of training."""
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,15 @@ def test_plateau(values: list[float], rule: EarlyStopConfig, stale: list[int] | 
         assert stop["round"] == len(values) - 1 and stop["metric"] == "pass@1"
 
 
-def _run_stage_in_a_flow(tmp_path: Path, stage: str, failures: int, retries: int) -> tuple[list[float], Any]:
-    """Run `stage` through run_stage in a real flow; its work fails `failures` times. Returns attempt times."""
+def _run_stage_in_a_flow(
+    tmp_path: Path,
+    stage: str,
+    failures: int,
+    retries: int,
+    error: Callable[[int], BaseException] = lambda attempt: OSError("the object store hiccuped"),
+) -> tuple[list[float], Any]:
+    """Run `stage` through run_stage in a real flow; its work fails `failures` times, attempt n raising
+    `error(n)`. Returns attempt times."""
     config = parse_config(
         tiny_config(tmp_path / "runs", orchestration={"retries": retries, "retry_delay_s": 0.5}),
         source="test",
@@ -54,7 +63,7 @@ def _run_stage_in_a_flow(tmp_path: Path, stage: str, failures: int, retries: int
 
         attempts.append(time.perf_counter())
         if len(attempts) <= failures:
-            raise OSError("the object store hiccuped")
+            raise error(len(attempts))
         table = pa.table({"problem_id": ["p1"]})
         return StageOutput([store.write_table(1, "problems", table)], {"problems": 1.0})
 
@@ -79,6 +88,36 @@ def test_an_io_stage_fails_once_its_retries_are_spent(tmp_path: Path) -> None:
     attempts, (state, store) = _run_stage_in_a_flow(tmp_path, "curate", failures=2, retries=1)
     assert state.is_failed() and len(attempts) == 2
     assert "curate" not in store.read_progress(1)["stages"]
+
+
+def test_a_failure_a_retry_would_repeat_is_not_retried(tmp_path: Path) -> None:
+    def bad_input(attempt: int) -> BaseException:
+        return ValueError("row 3: field 'answer' is missing")
+
+    attempts, (state, _) = _run_stage_in_a_flow(tmp_path, "select", failures=3, retries=3, error=bad_input)
+    assert state.is_failed() and len(attempts) == 1
+
+    def disk_full(attempt: int) -> BaseException:
+        return OSError(errno.ENOSPC, "No space left on device", "/runs/tiny/rounds/r0001/problems.parquet")
+
+    attempts, (state, _) = _run_stage_in_a_flow(tmp_path / "b", "select", failures=3, retries=3, error=disk_full)
+    assert state.is_failed() and len(attempts) == 1
+
+
+def test_an_error_that_recurs_on_a_fresh_attempt_is_not_retried_again(tmp_path: Path) -> None:
+    def engine_crash(attempt: int) -> BaseException:
+        return RuntimeError("EngineCore encountered an issue: CPU Generator does not use offset")
+
+    attempts, (state, _) = _run_stage_in_a_flow(tmp_path, "select", failures=5, retries=4, error=engine_crash)
+    assert state.is_failed() and len(attempts) == 2  # seen once: retried; the same again: given up
+
+    def a_new_error_each_time(attempt: int) -> BaseException:
+        return RuntimeError(f"worker {attempt} went away")
+
+    attempts, (state, _) = _run_stage_in_a_flow(
+        tmp_path / "b", "select", failures=2, retries=2, error=a_new_error_each_time
+    )
+    assert state.is_completed() and len(attempts) == 3
 
 
 def test_training_is_never_retried(tmp_path: Path) -> None:

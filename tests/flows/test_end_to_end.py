@@ -151,3 +151,73 @@ def test_reopening_a_run_with_another_config_is_refused(finished_run: tuple[Path
     )
     assert result.returncode == 2
     assert "was created with a different config" in result.stderr
+
+
+def test_a_refusal_names_every_changed_field_with_its_old_and_new_value(
+    finished_run: tuple[Path, Path, Any],
+) -> None:
+    workdir, config, _ = finished_run
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(config), "--set", "sample.k=5", "--set", "sample.top_p=0.5"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "sample.k: 3 -> 5" in result.stderr
+    assert "sample.top_p: 1.0 -> 0.5" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_runtime_settings_may_change_between_rounds_and_rounds_below_head_are_refused(
+    finished_run: tuple[Path, Path, Any],
+) -> None:
+    workdir, config, _ = finished_run
+    head = int((workdir / "runs" / "tiny" / "HEAD").read_text())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runtime = [
+        "--set",
+        "engine.kv_cache_space_gib=0.5",
+        "--set",
+        "verify.workers=1",
+        "--set",
+        "store=" + str(workdir / "runs"),
+    ]
+    same_plan = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(config), "--rounds", str(head), *runtime],
+        cwd=workdir, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert same_plan.returncode == 0, same_plan.stderr[-3000:]
+    below = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(config), "--rounds", "0"],
+        cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert below.returncode == 2
+    assert f"has committed rounds 0..{head}, so --rounds 0" in below.stderr and "flywheel rollback" in below.stderr
+    assert json.loads((workdir / "runs" / "tiny" / "plan.json").read_text()) == {"rounds": head}
+
+
+def test_read_only_commands_import_nothing_heavy_and_write_nothing(finished_run: tuple[Path, Path, Any]) -> None:
+    workdir, _, _ = finished_run
+    store = str(workdir / "runs")
+    before = _digests(workdir / "runs")
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("FLYWHEEL_HOME", None)  # as a user runs it: nothing set up
+    probe = (
+        "import sys; from flows.cli import main; code = main(sys.argv[1:]); "
+        "print('heavy:', sorted(m for m in ('prefect', 'vllm', 'torch', 'transformers') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    for command in (["status", "tiny"], ["inspect", "tiny", "1"], ["diff", "tiny", "0", "1"], ["report", "tiny"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *command, "--store", store],
+            cwd=elsewhere, capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "heavy: []" in result.stdout, (command, result.stdout[-500:])
+    assert list(elsewhere.iterdir()) == [], "a read-only command wrote into the working directory"
+    assert _digests(workdir / "runs") == before

@@ -12,12 +12,12 @@ import pytest
 from configs import CurateConfig
 from flows.cli import main
 from flows.export import ExportError, hub_token
-from flows.inspect import TABLES
-from stages.curate import curate
-from stages.evaluate import evaluate_traces
+from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA, curate
+from stages.evaluate import EVAL_SCHEMA, evaluate_traces
 from storage import RunStore
 from tests.stages.helpers import verified_traces
 
+SCHEMAS = {"dataset": DATASET_SCHEMA, "dropped": DROPPED_SCHEMA, "difficulty": DIFFICULTY_SCHEMA, "eval": EVAL_SCHEMA}
 MANIFEST = {
     "config_hash": "c0ffee" * 10,
     "config": {"model": {"path": None, "init": "tiny-arithmetic"}},
@@ -59,7 +59,7 @@ def test_exported_folder_loads_back_with_the_same_rows(
 ) -> None:
     target = tmp_path / "export"
     assert _export(store, "--to", str(target), "--table", table) == 0
-    stored = store.read_table(1, table, TABLES[table])
+    stored = store.read_table(1, table, SCHEMAS[table])
     assert f"exported {stored.num_rows} rows of {table} of round 1" in capsys.readouterr().out
 
     loaded = datasets.load_dataset(str(target), split="train", cache_dir=str(tmp_path / "hf-cache"))
@@ -80,7 +80,7 @@ def test_two_exports_in_folders_of_the_same_name_load_their_own_rows(store: RunS
         assert _export(store, "--to", str(tmp_path / table / "export"), "--table", table) == 0
     for table in ("dataset", "eval"):
         loaded = datasets.load_dataset(str(tmp_path / table / "export"), split="train", cache_dir=cache)
-        assert loaded.column_names == TABLES[table].names
+        assert loaded.column_names == SCHEMAS[table].names
 
 
 def test_export_refuses_a_folder_with_files(

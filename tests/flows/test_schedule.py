@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,14 +80,20 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start`, its scheduler visiting deployments every second instead of every minute."""
     home = tmp_path_factory.mktemp("prefect-server")
     url = f"http://127.0.0.1:{_free_port()}/api"
     log = home / "server.log"
     port = url.rsplit(":", 1)[1].removesuffix("/api")
+    environment = _env(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
+    )
     with log.open("wb") as output:
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
-            env=_env(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false"),
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -98,61 +105,82 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(server)
 
 
+def _running_spans(client: Any, flow_run_id: Any) -> list[tuple[float, float]]:
+    """(start, end) of every Running state of a flow run, from the server's state history."""
+    states = sorted(client.read_flow_run_states(flow_run_id), key=lambda state: state.timestamp)
+    spans = []
+    for state, following in zip(states, [*states[1:], None], strict=True):
+        if state.is_running():
+            end = following.timestamp.timestamp() if following is not None else time.time()
+            spans.append((state.timestamp.timestamp(), end))
+    return spans
+
+
 @pytest.mark.slow
-def test_a_triggered_run_of_the_deployment_commits_the_next_round(prefect_server: str, tmp_path: Path) -> None:
+def test_the_scheduler_triggers_rounds_one_at_a_time_and_ctrl_c_pauses_it(prefect_server: str, tmp_path: Path) -> None:
+    """Only Prefect's scheduler creates runs here: a cron schedule every 20 seconds, so the second trigger
+    fires while the first one's round is still running and must wait for it (the deployment's limit of 1)."""
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs")))
     run = tmp_path / "runs" / "tiny"
     log = tmp_path / "schedule.log"
-    command = ["schedule", str(config), "--cron", "0 3 * * *", "--timezone", "Europe/Paris", "--name", "nightly"]
+    command = ["schedule", str(config), "--cron", "* * * * * */20", "--timezone", "Europe/Paris", "--name", "nightly"]
     with log.open("wb") as output:
         serving = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *command],
             cwd=tmp_path,
-            env=_env(PREFECT_API_URL=prefect_server),
+            env=_env(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="2"),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        with temporary_settings({PREFECT_API_URL: prefect_server}):
-            with get_client(sync_client=True) as client:
+    with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
 
-                def deployed() -> bool:
-                    try:
-                        client.read_deployment_by_name(DEPLOYMENT)
-                        return True
-                    except Exception:
-                        return False
+        def flow_runs() -> list[Any]:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["nightly"]))
+            )
+            return sorted(runs, key=lambda flow_run: flow_run.expected_start_time)
 
-                _wait_for("the deployment", deployed, serving, log, 180)
-                deployment = client.read_deployment_by_name(DEPLOYMENT)
-                assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [
-                    ("0 3 * * *", "Europe/Paris")
-                ]
-                assert deployment.parameters["rounds_per_trigger"] == 1
-                assert (run / "run.yaml").exists() and not (run / "HEAD").exists()  # created, nothing run yet
+        def round_0_committed_and_a_trigger_waited() -> bool:
+            states = {flow_run.state_name for flow_run in flow_runs()}
+            return (run / "HEAD").exists() and "Completed" in states and "AwaitingConcurrencySlot" in states
 
-                flow_run = run_deployment(DEPLOYMENT, timeout=0, as_subflow=False)
-
-                def committed() -> bool:
-                    return (run / "HEAD").exists() and client.read_flow_run(flow_run.id).state.is_final()
-
-                _wait_for("round 0 committed by the triggered run", committed, serving, log, 600)
-                state = client.read_flow_run(flow_run.id).state
-                assert state.is_completed(), f"{state}\n{log.read_text()[-4000:]}"
-    finally:
-        _stop(serving)
-    # A fresh run's first trigger commits round 0 (the baseline) and nothing more.
-    assert (run / "HEAD").read_text().strip() == "0"
-    assert json.loads((run / "rounds" / "r0000" / "manifest.json").read_text())["status"] == "committed"
-    assert json.loads((run / "plan.json").read_text()) == {"rounds": 0}
-    assert not (run / "rounds" / "r0001").exists()
+        try:
+            _wait_for(
+                "round 0 committed, a later trigger waiting", round_0_committed_and_a_trigger_waited, serving, log, 600
+            )
+            deployment = client.read_deployment_by_name(DEPLOYMENT)
+            assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [
+                ("* * * * * */20", "Europe/Paris")
+            ]
+            assert not deployment.paused
+        finally:
+            _stop(serving)
+        runs = flow_runs()
+        assert runs and all(flow_run.auto_scheduled for flow_run in runs), "every run was created by the scheduler"
+        completed = [flow_run for flow_run in runs if flow_run.state_name == "Completed"]
+        assert completed[0].id == runs[0].id, "the first trigger is the one that committed round 0"
+        spans = sorted(span for flow_run in runs for span in _running_spans(client, flow_run.id))
+        overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] - 0.5]
+        assert not overlaps, f"two triggers ran at once: {overlaps}"
+        waited = [
+            flow_run
+            for flow_run in runs
+            if "AwaitingConcurrencySlot" in {state.name for state in client.read_flow_run_states(flow_run.id)}
+        ]
+        assert waited, "no trigger had to wait for the one before"
+        assert client.read_deployment_by_name(DEPLOYMENT).paused, "Ctrl-C pauses the schedule"
+    # The first trigger of a fresh run commits round 0 (the baseline).
+    manifest = json.loads((run / "rounds" / "r0000" / "manifest.json").read_text())
+    assert manifest["status"] == "committed"
     assert "serving deployment flywheel-scheduled-rounds/nightly" in log.read_text()
+    assert not (run / "LOCK").exists(), "a stopped trigger releases the run's lock"
+    assert not _descendants(serving.pid)
 
 
 def _schedule(tmp_path: Path, cron: str, **env: str) -> subprocess.CompletedProcess[str]:
