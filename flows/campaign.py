@@ -37,6 +37,7 @@ from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.round import round_flow
 from flows.runners import campaign_task_runner, missing_runner_package
 from flows.stopping import STOP_EXCEPTIONS, cancelled, mark_abandoned_runs_crashed, run_tag
+from flows.watchdog import WATCHDOG
 from stages.problems import generate_arithmetic, problems_from_records, validate_problems
 from stages.puzzles import generate_countdown, reasoning_gym_problems
 from storage import RunLock, RunStore, StoreError, load_source_records
@@ -93,6 +94,7 @@ def open_run(config: RunConfig) -> RunStore:
     if not store.exists():
         store.create(dump_config(config), build_pool(config))
         return store
+    store.verify_dependencies()  # damaged committed data fails here, before a round starts work
     differences = config_differences(stored_config(store), config)
     if differences:
         listed = "\n".join(f"  {line}" for line in differences)
@@ -134,7 +136,7 @@ def campaign_flow(config: RunConfig) -> list[dict[str, Any]]:
     store = open_run(config)
     manifests: list[dict[str, Any]] = []
     try:
-        with RunLock(store):
+        with RunLock(store), WATCHDOG.watching():
             for name in mark_abandoned_runs_crashed(run_tag(store.root, config.run_name)):
                 logger.warning("flow run %r of this run was left Running by a process that died: marked Crashed", name)
             store.write_plan(config.rounds)
@@ -215,13 +217,22 @@ def _api_url() -> str | None:
 
 
 def stored_config(store: RunStore) -> RunConfig:
-    """The run's frozen config, with the number of rounds last planned for it."""
-    config = parse_config(_yaml(store.read_run_config()), source=store.path("run.yaml"))
+    """The run's frozen config, with the number of rounds last planned for it, in the store it is now in:
+    `run.yaml` keeps the store the run was created in only as history, so a moved or copied run folder
+    continues where it is."""
+    source = store.path("run.yaml")
+    config = parse_config(_yaml(store.read_run_config(), source), source=source)
     planned = store.read_plan()
-    return config if planned is None else config.model_copy(update={"rounds": planned})
+    update: dict[str, Any] = {"store": store.url}
+    if planned is not None:
+        update["rounds"] = planned
+    return config.model_copy(update=update)
 
 
-def _yaml(text: str) -> Any:
+def _yaml(text: str, source: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [f"not valid YAML: {error}"]) from error

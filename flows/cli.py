@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--store", default="./runs")
     inspect.set_defaults(handler=_inspect)
 
+    check = commands.add_parser("check", help="verify a run's files against its manifests; exit 2 listing problems")
+    check.add_argument("run_name")
+    check.add_argument("round", type=int, nargs="?", help="check only this committed round (and the run's files)")
+    check.add_argument("--store", default="./runs")
+    check.set_defaults(handler=_check)
+
     diff = commands.add_parser("diff", help="what changed between two committed rounds")
     diff.add_argument("run_name")
     diff.add_argument("first", type=int)
@@ -322,6 +328,20 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from storage.check import check_run
+
+    store = _existing_store(args.store, args.run_name)
+    report = check_run(store, args.round)
+    for problem in report.problems:
+        print(f"flywheel: error: {problem}", file=sys.stderr)
+    if report.problems:
+        print(f"flywheel: {len(report.problems)} problem(s) in run {args.run_name!r}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(report.summary(store))
+    return 0
+
+
 def _diff(args: argparse.Namespace) -> int:
     from flows.inspect import diff_rounds
 
@@ -403,9 +423,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from storage import RunLock
+    from storage import RunLock, StoreIntegrityError
+    from storage.check import check_run
 
     store = _existing_store(args.store, args.run_name)
+    problems = check_run(store, hashes=False).problems
+    if problems:
+        raise StoreIntegrityError("\n  ".join([f"run {args.run_name!r} is damaged:", *problems]))
     _print_rounds(_round_rows(args.store, args.run_name), title=f"run {args.run_name} in {args.store}")
     print(f"HEAD: {store.head()}   planned rounds: 0..{store.read_plan()}")
     stop = store.read_early_stop()
@@ -415,8 +439,11 @@ def _status(args: argparse.Namespace) -> int:
         finished = store.read_progress(round_id)["stages"]  # journaled in the order they finished
         done = ", ".join(finished) or "nothing yet"
         print(f"open round {round_id} (not committed): finished stages: {done}")
-    holder = RunLock(store).read_holder()
-    if holder:
+    lock = RunLock(store)
+    holder = lock.read_holder()
+    if holder == {}:
+        print(f"lock: empty LOCK file {lock.path} (a writer died creating it; the next run takes it over)")
+    elif holder:
         from storage.lock import describe, holder_is_alive
 
         state = "held" if holder_is_alive(holder) else "stale (holder is dead)"

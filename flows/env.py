@@ -6,6 +6,7 @@ a default: a variable already set by the user wins.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,7 +23,10 @@ def configure_environment() -> Path:
         "VLLM_CACHE_ROOT": home / "vllm",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "VLLM_LOGGING_LEVEL": "ERROR",
-        "VLLM_CONFIGURE_LOGGING": "1",
+        # vLLM's logging setup runs dictConfig, which shuts down every existing handler: under a Prefect flow
+        # it flushes Prefect's API log handler while Prefect's event loop waits for the logging lock, and
+        # the engine start hangs. So vLLM leaves logging alone; its logger gets the level below instead.
+        "VLLM_CONFIGURE_LOGGING": "0",
         "TORCHINDUCTOR_CACHE_DIR": home / "torchinductor",
         "TRITON_CACHE_DIR": home / "triton",
         "TOKENIZERS_PARALLELISM": "false",
@@ -34,5 +38,6 @@ def configure_environment() -> Path:
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, str(value))
+    logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
     home.mkdir(parents=True, exist_ok=True)
     return home

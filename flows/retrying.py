@@ -15,6 +15,8 @@ import threading
 from typing import Any
 
 from configs import ConfigError
+from storage import StoreIntegrityError
+from storage.space import DiskFullError
 
 # Bad input or a bug: the same call fails the same way.
 DETERMINISTIC = (
@@ -39,6 +41,8 @@ _lock = threading.Lock()
 def retry_reason(error: BaseException, previous: str | None) -> tuple[bool, str]:
     """(retry?, why) for a failed attempt whose error is `error`; `previous` is the last attempt's signature."""
     signature = _signature(error)
+    if isinstance(error, DiskFullError | StoreIntegrityError):
+        return False, f"{type(error).__name__} does not go away on a retry"
     if isinstance(error, OSError) and error.errno in PERMANENT_ERRNOS:
         return False, f"{errno.errorcode.get(error.errno, error.errno)} does not go away on a retry"
     if any(marker in signature.lower() for marker in OUT_OF_MEMORY_MARKERS) or isinstance(error, MemoryError):

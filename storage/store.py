@@ -8,8 +8,19 @@ before its plan, if it did), `HEAD` (last committed round), `LOCK` (see lock.py)
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves a partial
 file under a final name; `manifest.json` is written last, and its presence is what makes a round
-committed. Paths go through fsspec, so a local folder and object stores share one code path; models are
-folders that vLLM and transformers need on local disk, staged locally and uploaded for remote stores.
+committed.
+
+Reads check what they read. A manifest carries the sha256 of its own canonical JSON (`manifest_sha256`;
+manifests written before it are read as legacy: their files are still checked). Every read of a
+committed round's file compares its size with the manifest, and its sha256 the first time this process
+reads it (remembered by path, size and modification time); part files are the ones the manifest lists,
+not whatever the folder holds. The manifests also record `run_files` (the run's `pool.parquet` and
+`run.yaml`), checked the same way. A mismatch is a `StoreIntegrityError` naming the file, what was
+expected and found, and how to recover. Open rounds are not checked here: their journal
+(`progress.json`, `check_files`) decides what is reused.
+
+Paths go through fsspec, so a local folder and object stores share one code path; models are folders that vLLM
+and transformers need on local disk, staged locally and uploaded for remote stores.
 """
 
 from __future__ import annotations
@@ -38,6 +49,16 @@ MODEL_DIR = "model"
 
 class StoreError(RuntimeError):
     """A store that cannot be used as asked; the message names the path."""
+
+
+class StoreIntegrityError(StoreError):
+    """A committed file that differs from what its manifest records, or a manifest that is not intact."""
+
+
+SELF_HASH = "manifest_sha256"
+RUN_FILES = ("pool.parquet", "run.yaml")
+# sha256 of committed files this process has verified, by (path, size, mtime): each file is hashed once.
+_VERIFIED: dict[tuple[str, int, Any], str] = {}
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,12 @@ class RunStore:
         return self.fs.exists(self.path("run.yaml"))
 
     def read_run_config(self) -> str:
-        return self._read_bytes(self.path("run.yaml")).decode()
+        path = self.path("run.yaml")
+        self._verify_run_file("run.yaml")
+        try:
+            return self._read_bytes(path).decode()
+        except UnicodeDecodeError as error:
+            raise StoreError(f"{path}: not UTF-8 text ({error}); restore it from a copy of the run") from error
 
     def create(self, config_yaml: str, pool: pa.Table) -> None:
         """Start a new run: the pool first, the config last, so `exists()` means both are there."""
@@ -82,13 +108,23 @@ class RunStore:
         self._write_bytes(self.path("run.yaml"), config_yaml.encode())
 
     def read_pool(self, schema: pa.Schema) -> pa.Table:
+        self._verify_run_file("pool.parquet")
         return self._read_parquet(self.path("pool.parquet"), schema)
 
     def head(self) -> int | None:
         head_path = self.path("HEAD")
         if not self.fs.exists(head_path):
             return None
-        return int(self._read_bytes(head_path).decode().strip())
+        text = self._read_bytes(head_path).decode(errors="replace").strip()
+        if not text.isdigit():
+            committed = self.committed_rounds()
+            fix = (
+                f"`flywheel rollback {self.run_name} --to {committed[-1]}` rewrites it"
+                if committed
+                else f"no round is committed: delete {head_path}"
+            )
+            raise StoreError(f"{head_path}: expected a round number, found {text[:40]!r}; {fix}")
+        return int(text)
 
     def repair_head(self) -> int | None:
         """HEAD is always the newest committed round; fix it if a crash fell between a manifest and HEAD."""
@@ -135,7 +171,11 @@ class RunStore:
         path = self.round_path(round_id, PROGRESS)
         if not self.fs.exists(path):
             return {"stages": {}, "shards": {}}
-        return json.loads(self._read_bytes(path))
+        fix = f"delete it to run open round {round_id} again from its first stage"
+        body = self._read_json(path, fix)
+        if not isinstance(body.get("stages"), dict) or not isinstance(body.get("shards"), dict):
+            raise StoreError(f"{path}: expected an object with 'stages' and 'shards'; {fix}")
+        return body
 
     def record_stage(
         self, round_id: int, stage: str, files: list[FileRecord], metrics: dict[str, float], seconds: float
@@ -172,7 +212,13 @@ class RunStore:
 
     def read_plan(self) -> int | None:
         path = self.path("plan.json")
-        return json.loads(self._read_bytes(path))["rounds"] if self.fs.exists(path) else None
+        if not self.fs.exists(path):
+            return None
+        fix = "delete it; the next `flywheel run CONFIG --rounds N` writes it again"
+        rounds = self._read_json(path, fix).get("rounds")
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+            raise StoreError(f"{path}: 'rounds' must be a round number, found {rounds!r}; {fix}")
+        return rounds
 
     def write_early_stop(self, record: dict[str, Any]) -> None:
         """Why the campaign stopped before its plan (`early_stop.json`); see flows/campaign.py."""
@@ -180,7 +226,9 @@ class RunStore:
 
     def read_early_stop(self) -> dict[str, Any] | None:
         path = self.path(EARLY_STOP)
-        return json.loads(self._read_bytes(path)) if self.fs.exists(path) else None
+        if not self.fs.exists(path):
+            return None
+        return self._read_json(path, "delete it; the next run or resume decides again whether to stop early")
 
     def clear_early_stop(self) -> None:
         if self.fs.exists(self.path(EARLY_STOP)):
@@ -234,16 +282,30 @@ class RunStore:
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
     def read_table(self, round_id: int, name: str, schema: pa.Schema | None = None) -> pa.Table:
-        """A round's table, checked against `schema`; None only to show a table as it was written."""
-        return self._read_parquet(self.round_path(round_id, f"{name}.parquet"), schema)
+        """A round's table, checked against `schema` (None only to show a table as it was written); a committed
+        round's table is checked against its manifest first."""
+        relative = f"{name}.parquet"
+        if self.is_committed(round_id):
+            listed = {record.path: record for record in self.committed_files(round_id)}
+            if relative not in listed:
+                raise StoreError(
+                    f"{self.round_path(round_id, relative)} is not part of committed round {round_id} "
+                    f"(its manifest does not list it)"
+                )
+            self.verify_file(round_id, listed[relative])
+        return self._read_parquet(self.round_path(round_id, relative), schema)
 
     def read_parts(self, round_id: int, schema: pa.Schema | None = None, kind: str = "traces") -> pa.Table:
+        """Every part file of a round: of a committed round, exactly those its manifest lists, each checked."""
         folder = self.round_path(round_id, kind)
-        parts = (
-            sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
-            if self.fs.exists(folder)
-            else []
-        )
+        if self.is_committed(round_id):
+            records = [r for r in self.committed_files(round_id) if r.path.startswith(f"{kind}/")]
+            for record in records:
+                self.verify_file(round_id, record)
+            parts = [self.round_path(round_id, record.path) for record in sorted(records, key=lambda r: r.path)]
+        else:
+            listing = self.fs.ls(folder, detail=False) if self.fs.exists(folder) else []
+            parts = sorted(p for p in listing if p.endswith(".parquet"))
         if not parts:
             if schema is None:
                 raise StoreError(f"no part files in {folder}")
@@ -251,6 +313,8 @@ class RunStore:
         return pa.concat_tables([self._read_parquet(p, schema) for p in parts])
 
     def read_part(self, round_id: int, record: FileRecord, schema: pa.Schema) -> pa.Table:
+        if self.is_committed(round_id):
+            self.verify_file(round_id, record)
         return self._read_parquet(self.round_path(round_id, record.path), schema)
 
     def scratch_dir(self, round_id: int) -> str:
@@ -269,8 +333,15 @@ class RunStore:
         """Save an HF model + tokenizer as the round's `model/`, atomically; returns its files."""
         final = self.round_path(round_id, MODEL_DIR)
         staging = tempfile.mkdtemp(prefix=".model-", dir=self.round_path(round_id) if self.is_local else None)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        from storage.space import disk_space_guard
+
+        try:
+            with disk_space_guard(staging):
+                model.save_pretrained(staging)
+                tokenizer.save_pretrained(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         records = [
             self._record(f"{MODEL_DIR}/{name}", None, _file_digest(os.path.join(staging, name)))
             for name in sorted(os.listdir(staging))
@@ -291,6 +362,10 @@ class RunStore:
         remote = self.round_path(round_id, MODEL_DIR)
         if not self.fs.exists(remote):
             raise StoreError(f"round {round_id} has no model folder: {remote}")
+        if self.is_committed(round_id):
+            for record in self.committed_files(round_id):
+                if record.path.startswith(f"{MODEL_DIR}/"):
+                    self.verify_file(round_id, record)
         if self.is_local:
             return remote
         cache = os.path.join(tempfile.gettempdir(), "flywheel-models", self.run_name, round_name(round_id))
@@ -301,10 +376,112 @@ class RunStore:
         return cache
 
     def read_manifest(self, round_id: int) -> dict[str, Any]:
+        """A committed round's manifest, checked against its own hash (when it has one) and its schema."""
         path = self.round_path(round_id, MANIFEST)
         if not self.fs.exists(path):
             raise StoreError(f"round {round_id} is not committed: no {path}")
-        return json.loads(self._read_bytes(path))
+        body = self._read_json(path, self.recovery(round_id))
+        recorded = body.get(SELF_HASH)
+        if recorded is not None and recorded != manifest_digest(body):
+            raise StoreIntegrityError(
+                f"{path}: its content does not match its {SELF_HASH} (expected {recorded}, found "
+                f"{manifest_digest(body)}): the manifest was edited or damaged; {self.recovery(round_id)}"
+            )
+        problems = manifest_problems(body, round_id)
+        if problems:
+            raise StoreIntegrityError(f"{path}: {'; '.join(problems)}; {self.recovery(round_id)}")
+        return body
+
+    def committed_files(self, round_id: int) -> list[FileRecord]:
+        return [FileRecord(**entry) for entry in self.read_manifest(round_id)["files"]]
+
+    def recovery(self, round_id: int) -> str:
+        """What a user can do about a damaged committed round."""
+        if round_id == 0:
+            return "restore the run folder from a copy, or start a new run (round 0 is the run's baseline)"
+        return (
+            f"restore the file from a copy, or set the round aside with `flywheel rollback {self.run_name} "
+            f"--to {round_id - 1}` and re-run it (`flywheel resume {self.run_name}`)"
+        )
+
+    def verify_file(self, round_id: int, record: FileRecord, hashes: bool = True) -> None:
+        """Raise StoreIntegrityError unless the round's file has the size (and sha256) its manifest records."""
+        problem = self._file_problem(self.round_path(round_id, record.path), record, hashes)
+        if problem is not None:
+            raise StoreIntegrityError(f"{problem}; {self.recovery(round_id)}")
+
+    def file_problems(self, round_id: int, hashes: bool = True) -> list[str]:
+        """Every committed file of the round that is missing or differs from its manifest, one line each."""
+        return [
+            problem
+            for record in self.committed_files(round_id)
+            if (problem := self._file_problem(self.round_path(round_id, record.path), record, hashes)) is not None
+        ]
+
+    def run_file_problems(self, hashes: bool = True) -> list[str]:
+        """`pool.parquet` and `run.yaml` checked against the newest manifest that records them."""
+        committed = self.committed_rounds()
+        if not committed:
+            return []
+        recorded = self.read_manifest(committed[-1]).get("run_files", [])
+        return [
+            problem
+            for entry in recorded
+            if (problem := self._file_problem(self.path(entry["path"]), FileRecord(**entry), hashes)) is not None
+        ]
+
+    def verify_dependencies(self) -> None:
+        """Check, before a round starts, the committed data the next round reads: the run's pool and config,
+        every committed round's manifest and tables, and the newest round's model. Raises on the first problem."""
+        for open_round in self.open_rounds():
+            self.read_progress(open_round)  # a broken journal is named now, not when its round starts
+        committed = self.committed_rounds()
+        if not committed:
+            return
+        head = self.head()
+        if head is not None and head not in committed:
+            raise StoreIntegrityError(
+                f"{self.path('HEAD')} names round {head}, which is not committed (committed: {committed}); "
+                f"`flywheel rollback {self.run_name} --to {committed[-1]}` rewrites it"
+            )
+        problems = self.run_file_problems()
+        for round_id in committed:
+            for record in self.committed_files(round_id):
+                top_level_table = "/" not in record.path and record.path.endswith(".parquet")
+                if top_level_table or (round_id == committed[-1] and record.path.startswith(f"{MODEL_DIR}/")):
+                    problem = self._file_problem(self.round_path(round_id, record.path), record, True)
+                    if problem is not None:
+                        problems.append(f"{problem}; {self.recovery(round_id)}")
+        if problems:
+            raise StoreIntegrityError("\n  ".join(["committed data of the run is damaged:", *problems]))
+
+    def _verify_run_file(self, relative: str) -> None:
+        for problem in self.run_file_problems():
+            if problem.startswith(self.path(relative)):
+                raise StoreIntegrityError(f"{problem}; restore it from a copy of the run")
+
+    def _file_problem(self, path: str, record: FileRecord, hashes: bool) -> str | None:
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return f"{path} is missing (the manifest records {record.bytes} bytes, sha256 {record.sha256})"
+        size = int(info.get("size") or 0)
+        if size != record.bytes:
+            return (
+                f"{path} has {size} bytes, its manifest records {record.bytes} bytes "
+                f"(sha256 {record.sha256}): the committed file was truncated or modified"
+            )
+        if not hashes:
+            return None
+        key = (path, size, info.get("mtime", info.get("LastModified")))
+        found = _VERIFIED.get(key) or self._digest(path)
+        if found != record.sha256:
+            return (
+                f"{path} has sha256 {found}, its manifest records {record.sha256}: "
+                "the committed file was modified"
+            )
+        _VERIFIED[key] = found
+        return None
 
     def commit(self, round_id: int, manifest: dict[str, Any], files: list[FileRecord]) -> None:
         """Write the manifest last (after checking every listed file is in place), then move HEAD."""
@@ -313,7 +490,20 @@ class RunStore:
                 raise StoreError(f"cannot commit round {round_id}: {record.path} is missing")
         scratch = self.round_path(round_id, ".scratch") if self.is_local else self._remote_scratch(round_id)
         shutil.rmtree(scratch, ignore_errors=True)
-        body = {**manifest, "round": round_id, "status": "committed", "files": [asdict(f) for f in files]}
+        run_files = [
+            asdict(self._record(name, None, (self.fs.size(self.path(name)), self._digest(self.path(name)))))
+            for name in RUN_FILES
+            if self.fs.exists(self.path(name))
+        ]
+        body = {
+            **manifest,
+            "round": round_id,
+            "status": "committed",
+            "files": [asdict(f) for f in files],
+            "run_files": run_files,
+        }
+        body = json.loads(json.dumps(body))  # hashed as it will read back (JSON turns keys to strings)
+        body[SELF_HASH] = manifest_digest(body)
         self._write_json(self.round_path(round_id, MANIFEST), body)
         self._write_bytes(self.path("HEAD"), f"{round_id}\n".encode())
         progress = self.round_path(round_id, PROGRESS)
@@ -325,16 +515,34 @@ class RunStore:
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         temporary = f"{parent}/.{path.rsplit('/', 1)[1]}.tmp-{uuid.uuid4().hex}"
-        with self.fs.open(temporary, "wb") as handle:
-            handle.write(data)
-            if self.is_local:
-                handle.flush()
-                os.fsync(handle.fileno())
+        from storage.space import disk_space_guard
+
+        try:
+            with disk_space_guard(path if self.is_local else tempfile.gettempdir()):
+                with self.fs.open(temporary, "wb") as handle:
+                    handle.write(data)
+                    if self.is_local:
+                        handle.flush()
+                        os.fsync(handle.fileno())
+        except BaseException:
+            if self.fs.exists(temporary):  # a partial temporary file only takes space
+                self.fs.rm(temporary)
+            raise
         self.fs.mv(temporary, path)
         return hashlib.sha256(data).hexdigest()
 
     def _write_json(self, path: str, body: dict[str, Any]) -> str:
         return self._write_bytes(path, json.dumps(body, indent=2, sort_keys=True).encode())
+
+    def _read_json(self, path: str, fix: str) -> dict[str, Any]:
+        """A JSON object from the store; anything else is an error naming the file and `fix`."""
+        try:
+            body = json.loads(self._read_bytes(path))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise StoreError(f"{path}: not valid JSON ({error}); {fix}") from error
+        if not isinstance(body, dict):
+            raise StoreError(f"{path}: expected a JSON object, found {type(body).__name__}; {fix}")
+        return body
 
     def _digest(self, path: str) -> str:
         digest = hashlib.sha256()
@@ -368,6 +576,39 @@ class RunStore:
     def _record(self, relative: str, rows: int | None, size_and_digest: tuple[int, str]) -> FileRecord:
         size, digest = size_and_digest
         return FileRecord(relative, rows, size, digest)
+
+
+def manifest_digest(body: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no whitespace), without its own hash."""
+    canonical = {key: value for key, value in body.items() if key != SELF_HASH}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def manifest_problems(body: dict[str, Any], round_id: int) -> list[str]:
+    """What is wrong with the structure of a committed round's manifest (empty when nothing is)."""
+    problems = []
+    if body.get("round") != round_id:
+        problems.append(f"'round' is {body.get('round')!r}, expected {round_id}")
+    if body.get("status") != "committed":
+        problems.append(f"'status' is {body.get('status')!r}, expected 'committed'")
+    files = body.get("files")
+    if not isinstance(files, list):
+        return [*problems, f"'files' must be a list, found {type(files).__name__}"]
+    for position, entry in enumerate([*files, *body.get("run_files", [])]):
+        if not isinstance(entry, dict) or set(entry) != {"path", "rows", "bytes", "sha256"}:
+            problems.append(f"file entry {position} must have exactly path, rows, bytes, sha256: {entry!r}")
+        elif not (
+            isinstance(entry["path"], str)
+            and isinstance(entry["bytes"], int)
+            and isinstance(entry["sha256"], str)
+            and len(entry["sha256"]) == 64
+            and (entry["rows"] is None or isinstance(entry["rows"], int))
+        ):
+            problems.append(f"file entry {position} has a field of the wrong type: {entry!r}")
+    for key in ("metrics", "timings_s"):
+        if key in body and not isinstance(body[key], dict):
+            problems.append(f"'{key}' must be an object, found {type(body[key]).__name__}")
+    return problems
 
 
 def _file_digest(path: str) -> tuple[int, str]:

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage import RunStore, StoreError
+from storage import RunStore, StoreError, StoreIntegrityError
+from storage.check import check_run
 
 SCHEMA = pa.schema([pa.field("problem_id", pa.string(), nullable=False), pa.field("value", pa.int64())])
 
@@ -154,3 +155,101 @@ def test_manifest_files_are_plain_parquet_for_other_tools(tmp_path: Path) -> Non
     store.commit(0, {}, [store.write_table(0, "dataset", _table())])
     assert pq.read_table(tmp_path / "demo" / "rounds" / "r0000" / "dataset.parquet").num_rows == 3
     assert json.loads((tmp_path / "demo" / "rounds" / "r0000" / "manifest.json").read_text())["round"] == 0
+
+
+def _committed(tmp_path: Path) -> RunStore:
+    store = RunStore(str(tmp_path / "runs"), "demo")
+    store.create("run_name: demo\n", _table())
+    for round_id in (0, 1):
+        store.begin_round(round_id)
+        files = [store.write_table(round_id, "dataset", _table(4)), store.write_traces_part(round_id, 0, _table(2))]
+        manifest = {
+            "parent": round_id - 1 if round_id else None,
+            "model_in": f"m{round_id}",
+            "model_out": f"m{round_id + 1}",
+        }
+        store.commit(round_id, {**manifest, "metrics": {"pass@1": 0.5}}, files)
+    return store
+
+
+def test_an_edited_manifest_fails_its_own_hash(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    path = Path(store.round_path(1, "manifest.json"))
+    body = json.loads(path.read_text())
+    body["metrics"]["pass@1"] = 0.9
+    path.write_text(json.dumps(body))
+    with pytest.raises(
+        StoreIntegrityError, match=r"r0001/manifest.json: its content does not match its manifest_sha256"
+    ):
+        store.read_manifest(1)
+    del body["manifest_sha256"]  # a legacy manifest, from before manifests carried their hash: still read
+    path.write_text(json.dumps(body))
+    assert store.read_manifest(1)["metrics"]["pass@1"] == 0.9
+    path.write_text("{")
+    with pytest.raises(StoreError, match=r"r0001/manifest.json: not valid JSON .*flywheel rollback demo --to 0"):
+        store.read_manifest(1)
+
+
+def test_committed_files_are_checked_by_size_and_hash_on_read(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    path = Path(store.round_path(1, "dataset.parquet"))
+    original = path.read_bytes()
+    pq.write_table(_table(3), path, compression="zstd")  # valid Parquet, one row fewer
+    with pytest.raises(StoreIntegrityError, match=r"dataset.parquet has \d+ bytes, its manifest records \d+ bytes"):
+        store.read_table(1, "dataset", SCHEMA)
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF  # same size, different content
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(StoreIntegrityError, match=r"dataset.parquet has sha256 [0-9a-f]{64}, its manifest records"):
+        store.read_table(1, "dataset", SCHEMA)
+    path.write_bytes(original)
+    assert store.read_table(1, "dataset", SCHEMA).num_rows == 4
+
+
+def test_part_files_of_a_committed_round_come_from_its_manifest(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    stray = Path(store.round_path(1, "traces", "part-00009.parquet"))
+    pq.write_table(_table(7), stray)
+    assert store.read_parts(1, SCHEMA).num_rows == 2  # the unlisted part is not part of the round
+    Path(store.round_path(1, "traces", "part-00000.parquet")).unlink()
+    with pytest.raises(StoreIntegrityError, match=r"traces/part-00000.parquet is missing"):
+        store.read_parts(1, SCHEMA)
+
+
+def test_check_lists_every_problem_of_a_run(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    assert check_run(store).problems == []
+    Path(store.round_path(0, "dataset.parquet")).write_bytes(b"x")
+    Path(store.round_path(1, "traces", "part-00000.parquet")).unlink()
+    Path(store.path("HEAD")).write_text("7\n")
+    Path(store.path("pool.parquet")).write_bytes(b"y")
+    problems = check_run(store).problems
+    assert len(problems) == 4, problems
+    assert any("HEAD names round 7, which is not committed" in p for p in problems)
+    assert any("r0000/dataset.parquet has 1 bytes" in p for p in problems)
+    assert any("part-00000.parquet is missing" in p for p in problems)
+    assert any("demo/pool.parquet has 1 bytes" in p for p in problems)
+    assert sorted(check_run(store, 1).problems) == sorted(p for p in problems if "r0000" not in p)
+
+
+def test_check_follows_the_lineage(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    path = Path(store.round_path(1, "manifest.json"))
+    body = json.loads(path.read_text())
+    body["model_in"] = "elsewhere"
+    del body["manifest_sha256"]
+    path.write_text(json.dumps(body))
+    assert check_run(store).problems == [f"{path}: model_in is 'elsewhere' but round 0 produced 'm1'"]
+
+
+def test_a_broken_head_or_journal_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    store = _committed(tmp_path)
+    Path(store.path("HEAD")).write_text("one")
+    with pytest.raises(
+        StoreError, match=r"demo/HEAD: expected a round number, found 'one'; `flywheel rollback demo --to 1`"
+    ):
+        store.head()
+    store.begin_round(2)
+    Path(store.round_path(2, "progress.json")).write_text("[]")
+    with pytest.raises(StoreError, match=r"r0002/progress.json: expected a JSON object"):
+        store.read_progress(2)

@@ -1,0 +1,190 @@
+"""A damaged run through the real `flywheel` command: each kind of store file is corrupted in turn in a copy of
+one committed tiny run; every command that reads it fails with exit 2 and a message naming the file, no
+traceback, nothing written. Then the run is moved: continued in its new folder, the original untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.conftest import run_flywheel, tiny_config
+
+pytestmark = pytest.mark.slow
+RUN = "tiny"
+COMMANDS = {
+    "status": ("status", RUN),
+    "inspect": ("inspect", RUN, "1", "--table", "traces"),
+    "inspect-dataset": ("inspect", RUN, "0", "--table", "dataset"),
+    "resume": ("resume", RUN),
+    "check": ("check", RUN),
+    "run": ("run", "tiny.yaml", "--rounds", "2"),
+}
+
+
+@pytest.fixture(scope="module")
+def committed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with `tiny.yaml` and `runs/tiny`, rounds 0 and 1 committed."""
+    base = tmp_path_factory.mktemp("committed")
+    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "runs")))
+    result = run_flywheel("run", "tiny.yaml", cwd=base)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return base
+
+
+def _copy(committed_run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(committed_run / "runs", tmp_path / "runs")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(tmp_path / "runs")))
+    return tmp_path / "runs" / RUN
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def _one_row_fewer(path: Path) -> None:
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, table.num_rows - 1), path, compression="zstd")
+
+
+def _edit_metric(path: Path) -> None:
+    body = json.loads(path.read_text())
+    body["metrics"]["pass@1"] = 0.99
+    path.write_text(json.dumps(body, indent=2, sort_keys=True))
+
+
+def _open_round_with_broken_journal(run: Path) -> None:
+    (run / "rounds" / "r0002").mkdir()
+    (run / "rounds" / "r0002" / "progress.json").write_text('{"stages": {')
+
+
+ROUND_1 = ("status", "inspect", "resume", "check")  # `inspect-dataset` reads round 0, still intact
+# (file as named in the error, how it is damaged, commands that must fail; the others must still work)
+CASES: dict[str, tuple[str, Callable[[Path], None], tuple[str, ...]]] = {
+    "manifest-not-json": (
+        "rounds/r0001/manifest.json",
+        lambda run: _truncate(run / "rounds/r0001/manifest.json"),
+        ROUND_1,
+    ),
+    "manifest-edited": (
+        "rounds/r0001/manifest.json",
+        lambda run: _edit_metric(run / "rounds/r0001/manifest.json"),
+        ROUND_1,
+    ),
+    "head-text": ("HEAD", lambda run: (run / "HEAD").write_text("one\n"), ("status", "resume", "check")),
+    "progress-not-json": ("rounds/r0002/progress.json", _open_round_with_broken_journal, ("status", "resume", "check")),
+    "plan-not-json": ("plan.json", lambda run: (run / "plan.json").write_text("{"), ("status", "resume", "check")),
+    "run-yaml-edited": (
+        "run.yaml",
+        lambda run: (run / "run.yaml").write_text((run / "run.yaml").read_text() + "seed: [\n"),
+        ("status", "resume", "check", "run"),
+    ),
+    "lock-garbage": ("LOCK", lambda run: (run / "LOCK").write_bytes(b"\xff\x00garbage"), ("status", "resume", "check")),
+    "parquet-truncated": (
+        "rounds/r0000/dataset.parquet",
+        lambda run: _truncate(run / "rounds/r0000/dataset.parquet"),
+        ("status", "inspect-dataset", "resume", "check", "run"),
+    ),
+    "parquet-one-row-fewer": (
+        "rounds/r0000/dataset.parquet",
+        lambda run: _one_row_fewer(run / "rounds/r0000/dataset.parquet"),
+        ("status", "inspect-dataset", "resume", "check"),
+    ),
+    "part-deleted": (
+        "rounds/r0001/traces/part-00000.parquet",
+        lambda run: (run / "rounds/r0001/traces/part-00000.parquet").unlink(),
+        ("status", "inspect", "check"),
+    ),
+    "pool-truncated": ("pool.parquet", lambda run: _truncate(run / "pool.parquet"), ("status", "resume", "check")),
+}
+
+
+def test_an_intact_run_checks_clean(committed_run: Path, tmp_path: Path) -> None:
+    _copy(committed_run, tmp_path)
+    result = run_flywheel("check", RUN, "--store", "runs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "run 'tiny' is intact: round(s) 0, 1" in result.stdout
+    one = run_flywheel("check", RUN, "0", "--store", "runs", cwd=tmp_path)
+    assert one.returncode == 0 and "round(s) 0," in one.stdout
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_damaged_store_file_is_a_clear_error(committed_run: Path, tmp_path: Path, case: str) -> None:
+    named, damage, failing = CASES[case]
+    run = _copy(committed_run, tmp_path)
+    damage(run)
+    before = _digests(run)
+    for command in failing:
+        args = COMMANDS[command] if command == "run" else (*COMMANDS[command], "--store", "runs")
+        result = run_flywheel(*args, cwd=tmp_path, timeout=300)
+        assert result.returncode == 2, (command, result.stdout[-2000:], result.stderr[-3000:])
+        assert "Traceback" not in result.stderr, (command, result.stderr[-3000:])
+        assert "flywheel: error:" in result.stderr and f"{RUN}/{named}" in result.stderr, (command, result.stderr)
+        assert _digests(run) == before, command
+    for command in sorted({"inspect", "inspect-dataset"} - set(failing)):
+        result = run_flywheel(*COMMANDS[command], "--store", "runs", cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, (command, result.stderr[-3000:])
+
+
+def test_a_moved_run_continues_in_its_new_folder(committed_run: Path, tmp_path: Path) -> None:
+    original = committed_run / "runs" / RUN
+    untouched = _digests(original)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(committed_run / "runs", moved)
+    # the config still names the original store; --store wins, and the kill leaves round 2 open there
+    killed = run_flywheel(
+        "run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
+        kill_at="stage:select@2",
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    done = run_flywheel("resume", RUN, "--store", str(moved), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (moved / RUN / "HEAD").read_text().strip() == "2"
+    manifest = json.loads((moved / RUN / "rounds" / "r0002" / "manifest.json").read_text())
+    assert manifest["config"]["store"] == str(moved)
+    assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run / "runs")
+    assert _digests(original) == untouched and not (original / "rounds" / "r0002").exists()
+    check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
+    assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr
+
+
+def test_a_full_disk_mid_training_is_survivable(committed_run: Path, tmp_path: Path) -> None:
+    """A store on a tmpfs that fills up while round 2's training checkpoint is saved: one clear error, committed
+    rounds unchanged; once the disk is grown, `resume` discards the half-written checkpoint and finishes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4500k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        shutil.copytree(committed_run / "runs", disk / "runs")
+        committed = _digests(disk / "runs" / RUN / "rounds")
+        full = run_flywheel("run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(disk / "runs"),
+                            cwd=tmp_path)  # fmt: skip
+        assert full.returncode == 2, full.stderr[-3000:]
+        assert f"flywheel: error: no space left on the disk holding {disk}" in full.stderr, full.stderr[-3000:]
+        assert "MiB free" in full.stderr
+        assert not (disk / "runs" / RUN / "rounds" / "r0002" / "manifest.json").exists()
+        assert _digests(disk / "runs" / RUN / "rounds") | committed == _digests(disk / "runs" / RUN / "rounds")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        done = run_flywheel("resume", RUN, "--store", str(disk / "runs"), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (disk / "runs" / RUN / "HEAD").read_text().strip() == "2"
+        assert run_flywheel("check", RUN, "--store", str(disk / "runs"), cwd=tmp_path).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
