@@ -168,11 +168,28 @@ BucketName = Literal["unseen", "unsolved", "hard", "medium", "easy", "solved", "
 class DecontaminateConfig(Strict):
     """Word n-gram overlap with the held-out (eval) texts: a text sharing any n-gram with one is contaminated.
 
-    Texts are lowercased and split on whitespace; a text of fewer than `ngram_words` words has no n-grams and is
-    never flagged (short prompts are still caught by the exact-prompt check of the select stage)."""
+    Texts are lowercased and split on whitespace. Template words, those found in at least `template_share` of the
+    held-out items of a source (and in at least `template_min_items` of them), are left out before n-grams are
+    formed: an instruction, a prompt template or a system prompt appears in every item, so sharing it says nothing
+    about contamination; n-grams are made of the remaining content words. A text of fewer than `ngram_words` content
+    words has no n-grams and is never flagged (short prompts are still caught by the exact-prompt check of the
+    select stage)."""
 
     enabled: bool = Field(default=True, description="Check for n-gram overlap with the eval texts.")
     ngram_words: int = Field(default=8, ge=1, le=64, description="Words per n-gram (8 is a common choice).")
+    template_share: float | None = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="A word in at least this share of one source's held-out items is template text and left out of "
+        "the n-grams; None keeps every word.",
+    )
+    template_min_items: int = Field(
+        default=10,
+        ge=2,
+        description="A template word is also in at least this many held-out items: in a handful of items a share "
+        "says nothing, so a source with a small held-out split keeps every word.",
+    )
 
 
 class DedupConfig(Strict):
@@ -259,6 +276,12 @@ class EngineConfig(Strict):
     gpu_memory_utilization: float = Field(default=0.85, gt=0.0, le=1.0)
     tensor_parallel_size: int = Field(default=1, ge=1)
     enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool | None = Field(
+        default=None,
+        description="Split long prefills across engine steps. None: off on CPU, vLLM's default on GPU. flywheel "
+        "seeds every request, and vLLM's CPU backend cannot rewind a seeded request's generator after a partial "
+        "prefill ('CPU Generator does not use offset'), so true is refused on CPU.",
+    )
     extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
 
 

@@ -7,10 +7,23 @@ serve every shard and every round.
 
 from __future__ import annotations
 
+import logging
+
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+
 from configs import EngineConfig, ModelConfig, VerifyConfig
 from stages.sample import Sampler
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task (its lines reach the console and the UI), else a plain one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("flywheel.engines")
 
 
 class EngineCache:
@@ -22,6 +35,8 @@ class EngineCache:
             return self._sampler
         self.close()
         self._sampler = Sampler(model_path, model, engine, seed)
+        for note in self._sampler.notes:
+            _logger().info("%s", note)
         return self._sampler
 
     def close(self) -> None:

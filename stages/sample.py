@@ -3,8 +3,10 @@
 `Sampler` holds one live vLLM engine for one model; callers reuse it across shards and close it when the
 model changes. Prompts are the problem text as a user message, rendered with the model's chat template
 and tokenised without extra special tokens (the template already places BOS), the same rendering TRL
-uses for training. Every problem gets its own sampling seed derived from (run seed, round, problem_id),
-so re-sampling a shard after a crash reproduces it regardless of how problems were sharded.
+uses for training. Every problem gets its own sampling seed derived from (run seed, round, problem_id), and
+vLLM gives sample i of a problem the seed `seed + i`, so every (problem, sample) has its own seed and re-sampling
+a shard after a crash reproduces it regardless of how problems were sharded or batched. On CPU that needs
+chunked prefill off (`engine_options`).
 """
 
 from __future__ import annotations
@@ -72,30 +74,63 @@ def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) ->
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+CPU_CHUNKED_PREFILL_NOTE = (
+    "vLLM on CPU: chunked prefill is off. Every request is seeded, and after a partial (chunked) prefill vLLM "
+    "rewinds the request's generator with set_offset, which CPU generators do not support ('CPU Generator does "
+    "not use offset', then EngineDeadError); without chunking a prompt is prefilled in one engine step and "
+    "max_num_batched_tokens is at least max_model_len"
+)
+
+
+def engine_options(
+    model_path: str, model: ModelConfig, engine: EngineConfig, seed: int, *, cuda: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The `vllm.LLM` arguments for this model and machine, and a note for the log on each choice made for it.
+
+    Raises ValueError for settings that cannot work: chunked prefill on CPU (see CPU_CHUNKED_PREFILL_NOTE)."""
+    options: dict[str, Any] = {
+        "model": model_path,
+        "dtype": model.dtype,
+        "seed": seed,
+        "enable_prefix_caching": engine.enable_prefix_caching,
+        "tensor_parallel_size": engine.tensor_parallel_size,
+    }
+    notes: list[str] = []
+    if model.max_model_len is not None:
+        options["max_model_len"] = model.max_model_len
+    if cuda:
+        options["gpu_memory_utilization"] = engine.gpu_memory_utilization
+    if engine.enable_chunked_prefill is not None:
+        options["enable_chunked_prefill"] = engine.enable_chunked_prefill
+    elif not cuda:
+        options["enable_chunked_prefill"] = False
+        notes.append(CPU_CHUNKED_PREFILL_NOTE)
+    options |= engine.extra
+    if not cuda and options.get("enable_chunked_prefill", True):
+        raise ValueError(
+            "engine: chunked prefill cannot be enabled on CPU (engine.enable_chunked_prefill or "
+            "engine.extra.enable_chunked_prefill): flywheel seeds every request, and vLLM's CPU backend crashes "
+            "('CPU Generator does not use offset') when a seeded prompt is prefilled in chunks; leave it unset"
+        )
+    return options, notes
+
+
 class Sampler:
-    """A vLLM engine for one model. Construction takes tens of seconds; reuse it."""
+    """A vLLM engine for one model. Construction takes tens of seconds; reuse it. `notes` says, for the log,
+    which engine settings were chosen for this machine and why."""
 
     def __init__(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> None:
         import torch
 
-        if not torch.cuda.is_available():
+        cuda = torch.cuda.is_available()
+        options, self.notes = engine_options(model_path, model, engine, seed, cuda=cuda)
+        if not cuda:
             # vLLM's CPU backend reads its KV cache size only from the environment.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{engine.kv_cache_space_gib:g}")
         from vllm import LLM
 
-        options: dict[str, Any] = {
-            "model": model_path,
-            "dtype": model.dtype,
-            "seed": seed,
-            "enable_prefix_caching": engine.enable_prefix_caching,
-            "tensor_parallel_size": engine.tensor_parallel_size,
-        }
-        if model.max_model_len is not None:
-            options["max_model_len"] = model.max_model_len
-        if torch.cuda.is_available():
-            options["gpu_memory_utilization"] = engine.gpu_memory_utilization
         self.model_path = model_path
-        self.llm = LLM(**(options | engine.extra))
+        self.llm = LLM(**options)
         self.tokenizer = self.llm.get_tokenizer()
 
     def sample(
