@@ -13,7 +13,7 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 from configs import EngineConfig, ModelConfig, VerifyConfig
-from stages.sample import Sampler
+from stages.sample import Sampler, prompting_note
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
@@ -30,12 +30,15 @@ class EngineCache:
     def __init__(self) -> None:
         self._sampler: Sampler | None = None
 
-    def get(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> Sampler:
+    def get(
+        self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int, system_prompt: str | None = None
+    ) -> Sampler:
+        """The engine for `model_path`, started if needed; a new engine logs its settings and how it prompts."""
         if self._sampler is not None and self._sampler.model_path == model_path:
             return self._sampler
         self.close()
         self._sampler = Sampler(model_path, model, engine, seed)
-        for note in self._sampler.notes:
+        for note in [*self._sampler.notes, prompting_note(self._sampler.tokenizer, system_prompt)]:
             _logger().info("%s", note)
         return self._sampler
 

@@ -67,6 +67,41 @@ def chat_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]
     return [*messages, {"role": "user", "content": prompt}]
 
 
+def default_system_message(tokenizer: Any) -> str | None:
+    """The system message the chat template inserts when a conversation has none (SmolLM2's and Qwen's templates
+    do), found by rendering a probe conversation with and without a system turn; None if it inserts none."""
+    probe_user, probe_system = "\x1fuser-probe\x1f", "\x1fsystem-probe\x1f"
+    try:
+        bare = tokenizer.apply_chat_template([{"role": "user", "content": probe_user}], tokenize=False)
+        with_system = tokenizer.apply_chat_template(chat_messages(probe_user, probe_system), tokenize=False)
+    except Exception:  # a template without a system role (it raises, as Jinja's raise_exception does) adds none
+        return None
+    bos = getattr(tokenizer, "bos_token", None) or ""
+    system_at = with_system.index(probe_system)
+    header = with_system[:system_at].removeprefix(bos)  # e.g. "<|im_start|>system\n"
+    footer = with_system[system_at + len(probe_system) : with_system.index(probe_user)]  # up to the user's text
+    before_user = bare[: bare.index(probe_user)]
+    if not header or header not in before_user:  # no system turn at all, or the template inserts none
+        return None
+    inserted = before_user[before_user.index(header) + len(header) :]
+    closing = footer[: footer.find("\n") + 1] if "\n" in footer else footer  # the system turn's end marker
+    return inserted[: inserted.index(closing)] if closing and closing in inserted else inserted or None
+
+
+def prompting_note(tokenizer: Any, system_prompt: str | None) -> str:
+    """One log line on how prompts are rendered: the chat template's default system message, used or replaced."""
+    default = default_system_message(tokenizer)
+    if system_prompt:
+        replaced = f", replacing the chat template's default {default!r}" if default else ""
+        return f"prompting: chat template with problems.system_prompt {system_prompt!r}{replaced}"
+    if default:
+        return (
+            f"prompting: problems.system_prompt is not set, so the chat template's default system message is used: "
+            f"{default!r} (set problems.system_prompt to replace it)"
+        )
+    return "prompting: chat template without a system message (problems.system_prompt is not set)"
+
+
 def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) -> list[int]:
     text = tokenizer.apply_chat_template(
         chat_messages(prompt, system_prompt), tokenize=False, add_generation_prompt=True

@@ -30,7 +30,7 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
         "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
         "select": {"problems_per_round": 40},
         "sample": {"k": 3, "max_tokens": 6, "shard_size": 16},
-        "train": {"max_steps": 5, "warmup_steps": 1, "per_device_train_batch_size": 16},
+        "train": {"max_steps": 5, "learning_rate": 1.0e-3, "warmup_steps": 1, "per_device_train_batch_size": 16},
         "evaluate": {"n_problems": 24},
     }
     config.update(changes)
