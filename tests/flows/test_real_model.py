@@ -29,6 +29,8 @@ def test_one_tiny_round_on_smollm2(smollm2: Path, tmp_path: Path) -> None:
         "model": {"path": str(smollm2), "dtype": "float32", "max_model_len": 256},
         "engine": {"extra": {"max_num_batched_tokens": 256, "enforce_eager": True}},
         "problems": {"arithmetic": {"digits": 1, "n_seed": 8, "n_test": 6, "n_train": 20}},
+        # one step on the labelled seed split, so round 1 has SFT data even if no sample is correct
+        "warm_start": {"max_steps": 1, "per_device_train_batch_size": 4},
         "select": {"problems_per_round": 8},
         "sample": {"k": 2, "max_tokens": 12, "shard_size": 8},
         "train": {"max_steps": 2, "per_device_train_batch_size": 4},
