@@ -7,21 +7,39 @@ serve every shard and every round.
 
 from __future__ import annotations
 
+import logging
+
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+
 from configs import EngineConfig, ModelConfig, VerifyConfig
-from stages.sample import Sampler
+from stages.sample import Sampler, prompting_note
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task (its lines reach the console and the UI), else a plain one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("flywheel.engines")
 
 
 class EngineCache:
     def __init__(self) -> None:
         self._sampler: Sampler | None = None
 
-    def get(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> Sampler:
+    def get(
+        self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int, system_prompt: str | None = None
+    ) -> Sampler:
+        """The engine for `model_path`, started if needed; a new engine logs its settings and how it prompts."""
         if self._sampler is not None and self._sampler.model_path == model_path:
             return self._sampler
         self.close()
         self._sampler = Sampler(model_path, model, engine, seed)
+        for note in [*self._sampler.notes, prompting_note(self._sampler.tokenizer, system_prompt)]:
+            _logger().info("%s", note)
         return self._sampler
 
     def close(self) -> None:

@@ -50,7 +50,7 @@ from stages.report import curation_report, report_metrics
 from stages.sample import SamplingSpec
 from stages.select import select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
-from stages.train import grpo_problems_of, load_model
+from stages.train import grpo_problems_of, load_model, training_warnings, untrained
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
 from storage import FileRecord, RunStore
 from storage.jobs import read_result, save_pretrained, write_job
@@ -379,7 +379,10 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
         shard = problems.slice(start, config.sample.shard_size)
 
         def sample_shard(shard: pa.Table = shard) -> pa.Table:
-            sampler = ENGINES.get(resolve_model_path(store, model_in), config.model, config.engine, config.seed)
+            sampler = ENGINES.get(
+                resolve_model_path(store, model_in), config.model, config.engine, config.seed,
+                config.problems.system_prompt,
+            )  # fmt: skip
             try:
                 return sampler.sample(
                     shard,
@@ -437,6 +440,8 @@ def _train(
             )  # fmt: skip
             metrics["grpo_problems"] = 0.0
             continue
+        for warning in training_warnings(train_config, phase, data.num_rows):
+            get_run_logger().warning("round %d: %s", round_id, warning)
         with disk_space_guard(store.scratch_dir(round_id)):
             if train_config.launcher is not None:
                 model, phase_metrics = _launch_phase(
@@ -451,6 +456,9 @@ def _train(
                 )  # fmt: skip
                 model, tokenizer, phase_metrics = result.model, result.tokenizer, result.metrics
         metrics |= phase_metrics
+    if untrained(metrics, phases, train_config, round_id):
+        get_run_logger().warning("round %d: trained 0 steps; committed as untrained (train.allow_untrained)", round_id)
+        metrics["untrained"] = 1.0
     if isinstance(model, str):  # trained by a launched job, or every phase was skipped
         model, tokenizer = load_model(model)
     metrics["train_seconds"] = sum(metrics.get(f"{phase}_seconds", 0.0) for phase in phases)
@@ -512,7 +520,9 @@ def _executable(name: str) -> str:
 
 def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str, round_id: int) -> StageOutput:
     held_out = split_of(pool, "test").slice(0, config.evaluate.n_problems)
-    sampler = ENGINES.get(resolve_model_path(store, model_ref), config.model, config.engine, config.seed)
+    sampler = ENGINES.get(
+        resolve_model_path(store, model_ref), config.model, config.engine, config.seed, config.problems.system_prompt
+    )
     spec = SamplingSpec(
         config.evaluate.k,
         config.evaluate.temperature,

