@@ -153,7 +153,11 @@ def math_verify(completion: str, problem: Any) -> Verdict:
 
     gold = str(problem["answer"])
     wrapped = gold if any(mark in gold for mark in ("$", "\\(", "\\[", "\\boxed")) else f"${gold}$"
-    correct = bool(verify(parse(wrapped), parse(completion)))
+    # No signal.alarm timeouts of math-verify's own: the verifier pool's hard per-call limit bounds the call, and
+    # alarms of a few seconds turn a slow call on a busy machine into a silent "wrong".
+    correct = bool(
+        verify(parse(wrapped, parsing_timeout=None), parse(completion, parsing_timeout=None), timeout_seconds=None)
+    )
     return Verdict(correct, float(correct), None, "math-verify", "against-math-verify", MATH_VERIFY_VERSION)
 
 
