@@ -1,6 +1,7 @@
 """A damaged run through the real `flywheel` command: each kind of store file is corrupted in turn in a copy of
 one committed tiny run; every command that reads it fails with exit 2 and a message naming the file, no
-traceback, nothing written. Then the run is moved: continued in its new folder, the original untouched."""
+traceback, nothing written. Then the run is moved onto a small disk that fills up mid-round, and continued there
+once the disk is grown; the original folder is untouched."""
 
 from __future__ import annotations
 
@@ -141,50 +142,45 @@ def test_every_damaged_store_file_is_a_clear_error(committed_run: Path, tmp_path
         assert result.returncode == 0, (command, result.stderr[-3000:])
 
 
-def test_a_moved_run_continues_in_its_new_folder(committed_run: Path, tmp_path: Path) -> None:
+def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path, tmp_path: Path) -> None:
+    """The run is copied onto a small tmpfs, where round 2 runs out of space while training saves its checkpoint:
+    one clear error, committed rounds unchanged. Once the disk is grown, `resume --store` discards the half-written
+    checkpoint and commits round 2 there; the original folder is untouched. Where no tmpfs can be mounted, the
+    round is interrupted by a kill instead, and only the move is tested."""
     original = committed_run / "runs" / RUN
     untouched = _digests(original)
-    moved = tmp_path / "elsewhere"
-    shutil.copytree(committed_run / "runs", moved)
-    # the config still names the original store; --store wins, and the kill leaves round 2 open there
-    killed = run_flywheel(
-        "run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
-        kill_at="stage:select@2",
-    )  # fmt: skip
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    done = run_flywheel("resume", RUN, "--store", str(moved), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (moved / RUN / "HEAD").read_text().strip() == "2"
-    manifest = json.loads((moved / RUN / "rounds" / "r0002" / "manifest.json").read_text())
-    assert manifest["config"]["store"] == str(moved)
-    assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run / "runs")
-    assert _digests(original) == untouched and not (original / "rounds" / "r0002").exists()
-    check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
-    assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr
-
-
-def test_a_full_disk_mid_training_is_survivable(committed_run: Path, tmp_path: Path) -> None:
-    """A store on a tmpfs that fills up while round 2's training checkpoint is saved: one clear error, committed
-    rounds unchanged; once the disk is grown, `resume` discards the half-written checkpoint and finishes."""
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4500k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    moved = disk / "runs"
     try:
-        shutil.copytree(committed_run / "runs", disk / "runs")
-        committed = _digests(disk / "runs" / RUN / "rounds")
-        full = run_flywheel("run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(disk / "runs"),
-                            cwd=tmp_path)  # fmt: skip
-        assert full.returncode == 2, full.stderr[-3000:]
-        assert f"flywheel: error: no space left on the disk holding {disk}" in full.stderr, full.stderr[-3000:]
-        assert "MiB free" in full.stderr
-        assert not (disk / "runs" / RUN / "rounds" / "r0002" / "manifest.json").exists()
-        assert _digests(disk / "runs" / RUN / "rounds") | committed == _digests(disk / "runs" / RUN / "rounds")
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        done = run_flywheel("resume", RUN, "--store", str(disk / "runs"), cwd=tmp_path)
+        shutil.copytree(committed_run / "runs", moved)
+        committed = _digests(moved / RUN / "rounds")
+        # the config still names the original store: --store wins
+        first = run_flywheel(
+            "run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
+            kill_at=None if mounted.returncode == 0 else "stage:select@2",
+        )  # fmt: skip
+        if mounted.returncode == 0:
+            assert first.returncode == 2, first.stderr[-3000:]
+            scratch = moved / RUN / "rounds" / "r0002" / ".scratch"
+            assert f"flywheel: error: no space left on the disk holding {scratch}" in first.stderr, first.stderr[-3000:]
+            assert "MiB free" in first.stderr
+            subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        else:
+            assert first.returncode == -9, first.stderr[-3000:]
+        assert not (moved / RUN / "rounds" / "r0002" / "manifest.json").exists()
+        after = _digests(moved / RUN / "rounds")
+        assert {path: after[path] for path in committed} == committed
+        done = run_flywheel("resume", RUN, "--store", str(moved), cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert (disk / "runs" / RUN / "HEAD").read_text().strip() == "2"
-        assert run_flywheel("check", RUN, "--store", str(disk / "runs"), cwd=tmp_path).returncode == 0
+        assert (moved / RUN / "HEAD").read_text().strip() == "2"
+        manifest = json.loads((moved / RUN / "rounds" / "r0002" / "manifest.json").read_text())
+        assert manifest["config"]["store"] == str(moved)
+        assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run / "runs")
+        assert _digests(original) == untouched and not (original / "rounds" / "r0002").exists()
+        check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
+        assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        if mounted.returncode == 0:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
