@@ -17,6 +17,22 @@ from storage.gguf import convert_gguf, smollm2_gguf  # noqa: E402
 configure_environment()
 
 REPO = Path(__file__).resolve().parent.parent
+# Set in a command's environment by a test: every process it starts inherits it, so the test can list them.
+PROCESS_TOKEN = "FLYWHEEL_TEST_PROCESS_TOKEN"
+
+
+def processes_with(token: str) -> list[Any]:
+    """Every live process whose environment carries PROCESS_TOKEN=token: a command and every helper it started."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(PROCESS_TOKEN) == token:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import PROCESS_TOKEN, REPO, processes_with, tiny_config
 
 DEPLOYMENT = "flywheel-scheduled-rounds/nightly"
 
@@ -128,12 +129,13 @@ def test_the_scheduler_triggers_rounds_one_at_a_time_and_ctrl_c_pauses_it(prefec
     config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs")))
     run = tmp_path / "runs" / "tiny"
     log = tmp_path / "schedule.log"
+    token = uuid.uuid4().hex
     command = ["schedule", str(config), "--cron", "* * * * * */20", "--timezone", "Europe/Paris", "--name", "nightly"]
     with log.open("wb") as output:
         serving = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *command],
             cwd=tmp_path,
-            env=_env(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="2"),
+            env=_env(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="2", **{PROCESS_TOKEN: token}),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -180,7 +182,7 @@ def test_the_scheduler_triggers_rounds_one_at_a_time_and_ctrl_c_pauses_it(prefec
     assert manifest["status"] == "committed"
     assert "serving deployment flywheel-scheduled-rounds/nightly" in log.read_text()
     assert not (run / "LOCK").exists(), "a stopped trigger releases the run's lock"
-    assert not _descendants(serving.pid)
+    assert not processes_with(token), "a process of the schedule (a trigger, vLLM, a verifier) outlived it"
 
 
 def _schedule(tmp_path: Path, cron: str, **env: str) -> subprocess.CompletedProcess[str]:

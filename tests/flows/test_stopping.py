@@ -20,22 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_flywheel, tiny_config
+from tests.conftest import PROCESS_TOKEN as TOKEN
+from tests.conftest import REPO, processes_with, run_flywheel, tiny_config
 
 STOP_WITHIN_S = 10.0
-TOKEN = "FLYWHEEL_TEST_PROCESS_TOKEN"
-
-
-def _processes_with(token: str) -> list[psutil.Process]:
-    """Every process whose environment carries `token`: the command and every helper it started."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(TOKEN) == token:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 class Command:
@@ -66,9 +54,9 @@ class Command:
     def wait_for_no_process_left(self) -> float:
         """Seconds from now until no process of this command is left; fails after STOP_WITHIN_S."""
         started = time.monotonic()
-        while _processes_with(self.token):
+        while processes_with(self.token):
             if time.monotonic() - started > STOP_WITHIN_S:
-                left = [" ".join(p.cmdline())[:120] for p in _processes_with(self.token)]
+                left = [" ".join(p.cmdline())[:120] for p in processes_with(self.token)]
                 pytest.fail(
                     f"still running {STOP_WITHIN_S:.0f} s after the stop: {left}\n{self.log.read_text()[-3000:]}"
                 )
