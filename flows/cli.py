@@ -20,6 +20,7 @@ FLOW_COMMANDS = ("run", "demo", "resume", "schedule")
 # Commands that run rounds in this process and stop them cleanly on a signal (flows/stopping.py); `schedule`
 # leaves Ctrl-C to Prefect's runner, which pauses the schedule, and its triggers run in their own processes.
 ROUND_COMMANDS = ("run", "demo", "resume")
+READ_ONLY_COMMANDS = ("status", "inspect", "diff", "report", "check")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,5 +483,18 @@ def _print_rounds(rows: list[dict[str, Any]], title: str = "rounds") -> None:
         print(f"{row['round']:>5}  {row['pass@1']:>7.3f}  {sampled:>17}  {kept:>6}  {row['seconds']:>7.1f}{marker}")
 
 
+def entry() -> None:
+    """The `flywheel` command (and `python -m flows.cli`)."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv and argv[0] in READ_ONLY_COMMANDS:
+        # Arrow's thread pools can abort the interpreter's teardown after the work is done ("terminate called
+        # without an active exception", apache/arrow#34314); a read-only command has nothing left to tear down.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
