@@ -42,12 +42,17 @@ def decode(text: str) -> Any:
     return _from_json(raw, 0, [MAX_ITEMS])
 
 
-def _to_json(value: Any, depth: int, budget: list[int]) -> Any:
+def _spend(depth: int, budget: list[int]) -> None:
+    """One more item at `depth`: refuse values past the item budget or the nesting limit."""
     budget[0] -= 1
     if budget[0] < 0:
         raise NotPlainData(f"more than {MAX_ITEMS} items")
     if depth > MAX_DEPTH:
         raise NotPlainData(f"nested deeper than {MAX_DEPTH}")
+
+
+def _to_json(value: Any, depth: int, budget: list[int]) -> Any:
+    _spend(depth, budget)
     kind = type(value)
     if value is None or kind is bool or kind is str or kind is float:
         return value
@@ -73,11 +78,7 @@ def _to_json(value: Any, depth: int, budget: list[int]) -> Any:
 
 
 def _from_json(raw: Any, depth: int, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise NotPlainData(f"more than {MAX_ITEMS} items")
-    if depth > MAX_DEPTH:
-        raise NotPlainData(f"nested deeper than {MAX_DEPTH}")
+    _spend(depth, budget)
     kind = type(raw)
     if raw is None or kind is bool or kind is str or kind is float or kind is int:
         return raw
