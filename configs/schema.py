@@ -282,6 +282,11 @@ class EngineConfig(Strict):
         "seeds every request, and vLLM's CPU backend cannot rewind a seeded request's generator after a partial "
         "prefill ('CPU Generator does not use offset'), so true is refused on CPU.",
     )
+    enforce_eager: bool = Field(
+        default=False,
+        description="Run the model without torch.compile (vLLM's enforce_eager): an engine starts in seconds "
+        "instead of a minute of compiling on CPU, and decodes slower. For small models and quick runs.",
+    )
     extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
 
 

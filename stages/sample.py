@@ -134,6 +134,7 @@ def engine_options(
         "seed": seed,
         "enable_prefix_caching": engine.enable_prefix_caching,
         "tensor_parallel_size": engine.tensor_parallel_size,
+        "enforce_eager": engine.enforce_eager,
     }
     notes: list[str] = []
     if model.max_model_len is not None:

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 # Prefect and vLLM read their settings at import: point their state at a throwaway folder first.
 os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-test-home-"))
@@ -52,6 +55,10 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
         "store": str(store),
         "rounds": 1,
         "model": {"init": "tiny-arithmetic", "dtype": "float32", "max_model_len": 32},
+        # The tests start dozens of engines. Compiling takes about a minute on CPU, and a worker process of its
+        # own another import of vLLM; tests/stages/test_sample.py and the demo and real-model tests keep
+        # vLLM's defaults (compiled, a worker process).
+        "engine": {"enforce_eager": True, "extra": {"distributed_executor_backend": "uni"}},
         "problems": {"arithmetic": {"digits": 2, "n_seed": 64, "n_test": 24, "n_train": 120}},
         "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
         "select": {"problems_per_round": 40},
@@ -79,6 +86,38 @@ def run_flywheel(
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@dataclass(frozen=True)
+class CommittedRun:
+    """A folder holding `tiny.yaml` and `runs/tiny`, rounds 0 and 1 committed by the real `flywheel run`."""
+
+    base: Path
+    output: subprocess.CompletedProcess[str]
+
+    @property
+    def store(self) -> Path:
+        return self.base / "runs"
+
+    @property
+    def run(self) -> Path:
+        return self.store / "tiny"
+
+    def copy_to(self, folder: Path) -> Path:
+        """A copy of the run in `folder` (with its own `tiny.yaml`) for a test that changes it; returns the run."""
+        shutil.copytree(self.store, folder / "runs")
+        (folder / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(folder / "runs")))
+        return folder / "runs" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def committed_run(tmp_path_factory: pytest.TempPathFactory) -> CommittedRun:
+    """One tiny run for the whole session: tests that only read it share it, the others change a copy."""
+    base = tmp_path_factory.mktemp("committed")
+    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "runs")))
+    result = run_flywheel("run", "tiny.yaml", cwd=base)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return CommittedRun(base, result)
 
 
 @pytest.fixture(scope="session")

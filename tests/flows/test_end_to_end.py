@@ -11,13 +11,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA
 from stages.evaluate import EVAL_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA
-from tests.conftest import REPO, file_digests, tiny_config
+from tests.conftest import REPO, CommittedRun, file_digests
 from verifiers import VERSIONS
 
 pytestmark = pytest.mark.slow
@@ -41,12 +40,13 @@ def _schema(path: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+def finished_run(
+    committed_run: CommittedRun, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """The session's committed tiny run, copied: this module adds rounds to it."""
     workdir = tmp_path_factory.mktemp("e2e")
-    config = workdir / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(workdir / "runs")))
-    result = _flywheel("run", str(config), cwd=workdir)
-    return workdir, config, result
+    committed_run.copy_to(workdir)
+    return workdir, workdir / "tiny.yaml", committed_run.output
 
 
 def test_run_commits_rounds_with_complete_tables(finished_run: tuple[Path, Path, Any]) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +17,11 @@ import matplotlib.image
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from flows.cli import main
 from flows.report import REPORT_FILE, artifact_key
 from storage import RunStore
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, CommittedRun
 
 
 def _screenshot_script() -> Any:
@@ -35,21 +33,25 @@ def _screenshot_script() -> Any:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(committed_run: CommittedRun) -> Path:
     """Rounds 0 and 1 of the tiny config, committed by the real `flywheel run`; returns the run folder."""
-    workdir = tmp_path_factory.mktemp("report")
-    config = workdir / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(workdir / "runs", run_name="Tiny_Report")))
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(config)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return workdir / "runs" / "Tiny_Report"
+    return committed_run.run
+
+
+def _artifact_of(run: Path, round_id: int) -> Any:
+    """The markdown artifact that the flow runs of this run (not of other runs named alike) published for a round."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterTags
+
+    from flows.stopping import run_tag
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(run.name, round_id)])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(str(run), run.name)])),
+        )
+    assert len(found) == 1, f"{len(found)} artifacts of round {round_id} in the Prefect database"
+    return found[0]
 
 
 @pytest.mark.slow
@@ -62,7 +64,7 @@ def test_each_round_commits_a_hashed_self_contained_report(tiny_run: Path) -> No
         assert listed[REPORT_FILE]["sha256"] == hashlib.sha256(page).hexdigest()
         assert listed[REPORT_FILE]["bytes"] == len(page)
         text = page.decode()
-        assert f"Tiny_Report: round {round_id}" in text
+        assert f"tiny: round {round_id}" in text
         assert "src='http" not in text and 'src="http' not in text  # nothing fetched from elsewhere
         assert text.count("data:image/png;base64,") >= 3
     round_1 = (tiny_run / "rounds" / "r0001" / REPORT_FILE).read_text()
@@ -83,25 +85,21 @@ def test_sampled_tokens_are_recorded_for_throughput(tiny_run: Path) -> None:
 @pytest.mark.slow
 def test_report_command_prints_the_path(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tiny_run.parent)
-    assert main(["report", "Tiny_Report", "--store", store]) == 0
+    assert main(["report", "tiny", "--store", store]) == 0
     assert capsys.readouterr().out.strip() == str(tiny_run / "rounds" / "r0001" / REPORT_FILE)
-    assert main(["report", "Tiny_Report", "0", "--store", store]) == 0
+    assert main(["report", "tiny", "0", "--store", store]) == 0
     assert capsys.readouterr().out.strip() == str(tiny_run / "rounds" / "r0000" / REPORT_FILE)
 
 
 @pytest.mark.slow
 def test_each_round_publishes_a_markdown_artifact(tiny_run: Path) -> None:
-    from prefect.artifacts import Artifact
     from prefect.client.orchestration import get_client
 
     manifest = json.loads((tiny_run / "rounds" / "r0001" / "manifest.json").read_text())
-    key = artifact_key("Tiny_Report", 1)
-    assert key == "tiny-report-round-1"
-    artifact = Artifact.get(key)
-    assert artifact is not None, f"no artifact {key!r} in the Prefect database under {os.environ['PREFECT_HOME']}"
-    assert artifact.type == "markdown"
+    artifact = _artifact_of(tiny_run, 1)
+    assert artifact.key == "tiny-round-1" and artifact.type == "markdown"
     markdown = str(artifact.data)
-    assert markdown.startswith("# Run `Tiny_Report`, round 1")
+    assert markdown.startswith("# Run `tiny`, round 1")
     assert f"| pass@1 | {_number(manifest['metrics']['pass@1'])} |" in markdown
     assert f"| kept | {_number(manifest['metrics']['kept'])} |" in markdown
     assert "| dropped: incorrect |" in markdown or manifest["metrics"].get("dropped_incorrect") is None
@@ -110,7 +108,7 @@ def test_each_round_publishes_a_markdown_artifact(tiny_run: Path) -> None:
         flow_run = client.read_flow_run(artifact.flow_run_id)
         assert client.read_flow(flow_run.flow_id).name == "flywheel-round"
         assert flow_run.parameters["round_id"] == 1
-    assert Artifact.get(artifact_key("Tiny_Report", 0)) is not None
+    assert _artifact_of(tiny_run, 0).key == "tiny-round-0"
 
 
 @pytest.mark.slow
@@ -162,6 +160,7 @@ def test_report_of_an_uncommitted_round_names_it(tmp_path: Path, capsys: pytest.
 
 def test_artifact_keys_are_valid_for_prefect() -> None:
     assert artifact_key("Demo_Run.v2", 12) == "demo-run-v2-round-12"
+    assert artifact_key("Tiny_Report", 1) == "tiny-report-round-1"
     assert artifact_key("__", 0) == "run-round-0"
 
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from flows.cli import main
-from tests.conftest import file_digests, run_flywheel, tiny_config
+from tests.conftest import CommittedRun, file_digests, run_flywheel
 
 pytestmark = pytest.mark.slow
 RUN = "tiny"
@@ -32,22 +32,6 @@ COMMANDS = {
     "check": ("check", RUN),
     "run": ("run", "tiny.yaml", "--rounds", "2"),
 }
-
-
-@pytest.fixture(scope="module")
-def committed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with `tiny.yaml` and `runs/tiny`, rounds 0 and 1 committed."""
-    base = tmp_path_factory.mktemp("committed")
-    (base / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(base / "runs")))
-    result = run_flywheel("run", "tiny.yaml", cwd=base)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return base
-
-
-def _copy(committed_run: Path, tmp_path: Path) -> Path:
-    shutil.copytree(committed_run / "runs", tmp_path / "runs")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(tmp_path / "runs")))
-    return tmp_path / "runs" / RUN
 
 
 def _truncate(path: Path) -> None:
@@ -135,8 +119,8 @@ def _flywheel(args: tuple[str, ...], cwd: Path) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_an_intact_run_checks_clean(committed_run: Path, tmp_path: Path) -> None:
-    _copy(committed_run, tmp_path)
+def test_an_intact_run_checks_clean(committed_run: CommittedRun, tmp_path: Path) -> None:
+    committed_run.copy_to(tmp_path)
     result = run_flywheel("check", RUN, "--store", "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "run 'tiny' is intact: round(s) 0, 1" in result.stdout
@@ -145,9 +129,9 @@ def test_an_intact_run_checks_clean(committed_run: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_damaged_store_file_is_a_clear_error(committed_run: Path, tmp_path: Path, case: str) -> None:
+def test_every_damaged_store_file_is_a_clear_error(committed_run: CommittedRun, tmp_path: Path, case: str) -> None:
     named, damage, failing = CASES[case]
-    run = _copy(committed_run, tmp_path)
+    run = committed_run.copy_to(tmp_path)
     damage(run)
     before = file_digests(run)
     for command in failing:
@@ -162,23 +146,23 @@ def test_every_damaged_store_file_is_a_clear_error(committed_run: Path, tmp_path
         assert code == 0, (command, stderr[-3000:])
 
 
-def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path, tmp_path: Path) -> None:
+def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: CommittedRun, tmp_path: Path) -> None:
     """The run is copied onto a small tmpfs, where round 2 runs out of space while training saves its checkpoint:
     one clear error, committed rounds unchanged. Once the disk is grown, `resume --store` discards the half-written
     checkpoint and commits round 2 there; the original folder is untouched. Where no tmpfs can be mounted, the
     round is interrupted by a kill instead, and only the move is tested."""
-    original = committed_run / "runs" / RUN
+    original = committed_run.run
     untouched = file_digests(original)
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4500k", "tmpfs", str(disk)], capture_output=True)
     moved = disk / "runs"
     try:
-        shutil.copytree(committed_run / "runs", moved)
+        shutil.copytree(committed_run.store, moved)
         committed = file_digests(moved / RUN / "rounds")
         # the config still names the original store: --store wins
         first = run_flywheel(
-            "run", str(committed_run / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
+            "run", str(committed_run.base / "tiny.yaml"), "--rounds", "2", "--store", str(moved), cwd=tmp_path,
             kill_at=None if mounted.returncode == 0 else "stage:select@2",
         )  # fmt: skip
         if mounted.returncode == 0:
@@ -197,7 +181,7 @@ def test_a_moved_run_survives_a_full_disk_in_its_new_folder(committed_run: Path,
         assert (moved / RUN / "HEAD").read_text().strip() == "2"
         manifest = json.loads((moved / RUN / "rounds" / "r0002" / "manifest.json").read_text())
         assert manifest["config"]["store"] == str(moved)
-        assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run / "runs")
+        assert yaml.safe_load((moved / RUN / "run.yaml").read_text())["store"] == str(committed_run.store)
         assert file_digests(original) == untouched and not (original / "rounds" / "r0002").exists()
         check = run_flywheel("check", RUN, "--store", str(moved), cwd=tmp_path)
         assert check.returncode == 0 and "round(s) 0, 1, 2" in check.stdout, check.stderr

@@ -14,7 +14,7 @@ def test_cpu_turns_chunked_prefill_off_and_says_why() -> None:
     options, notes = engine_options("m", MODEL, EngineConfig(), 0, cuda=False)
     assert options["enable_chunked_prefill"] is False
     assert options["max_model_len"] == 2048 and options["seed"] == 0
-    assert "gpu_memory_utilization" not in options
+    assert "gpu_memory_utilization" not in options and options["enforce_eager"] is False
     assert notes == [CPU_CHUNKED_PREFILL_NOTE]
     assert "CPU Generator does not use offset" in notes[0]
 
@@ -30,6 +30,11 @@ def test_gpu_keeps_vllms_default_unless_told() -> None:
 def test_extra_still_passes_other_arguments_through() -> None:
     options, _ = engine_options("m", MODEL, EngineConfig(extra={"max_num_seqs": 8}), 0, cuda=False)
     assert options["max_num_seqs"] == 8 and options["enable_chunked_prefill"] is False
+
+
+def test_eager_mode_skips_compilation_when_asked() -> None:
+    options, _ = engine_options("m", MODEL, EngineConfig(enforce_eager=True), 0, cuda=True)
+    assert options["enforce_eager"] is True
 
 
 @pytest.mark.parametrize(

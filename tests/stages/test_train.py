@@ -133,4 +133,3 @@ def test_trl_args_override_flywheel_defaults(tmp_path: Path) -> None:
     config = TrainConfig(max_steps=3, warmup_steps=0, per_device_train_batch_size=8, trl_args={"logging_steps": 1})
     result = train_sft(model, tokenizer, data, config, seed=0, output_dir=str(tmp_path))
     assert [entry["step"] for entry in result.trainer.state.log_history if "loss" in entry] == [1, 2, 3]
-
