@@ -51,7 +51,7 @@ def test_the_reference_covers_every_model_reachable_from_run_config() -> None:
     text = _reference_script().render_reference()
     for model in MODELS:
         assert f"## {model.__name__}\n" in text
-    assert "| `filters` | list of `\"cannot_judge\"`" in text
+    assert '| `filters` | list of `"cannot_judge"`' in text
     assert "At `select.decontaminate`, `curate.decontaminate`." in text
 
 
