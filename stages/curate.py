@@ -146,6 +146,8 @@ def curate(
         decision = curation_filter.decide(
             FilterInput([rows[i] for i in candidates], config, round_id, previous_signatures, eval_texts)
         )
+        if len(decision.reasons) != len(candidates):
+            raise ValueError(f"curation filter {name!r} decided on {len(decision.reasons)} of {len(candidates)} traces")
         if decision.signatures is not None:
             signatures = decision.signatures
         for index, reason in zip(candidates, decision.reasons, strict=True):
