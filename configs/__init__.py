@@ -11,9 +11,12 @@ from configs.loader import (
     parse_config,
 )
 from configs.schema import (
+    CURATION_FILTERS,
+    REQUIRED_CURATION_FILTERS,
     ArithmeticConfig,
     CountdownConfig,
     CurateConfig,
+    CurationFilterName,
     DatasetSourceConfig,
     EarlyStopConfig,
     EngineConfig,
@@ -33,6 +36,8 @@ from configs.schema import (
 )
 
 __all__ = [
+    "CURATION_FILTERS",
+    "REQUIRED_CURATION_FILTERS",
     "RUNTIME_FIELDS",
     "config_differences",
     "is_runtime_field",
@@ -40,6 +45,7 @@ __all__ = [
     "ConfigError",
     "CountdownConfig",
     "CurateConfig",
+    "CurationFilterName",
     "DatasetSourceConfig",
     "EarlyStopConfig",
     "EngineConfig",

@@ -7,7 +7,7 @@ than a silently ignored knob. YAML files hold only what differs from these defau
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -62,13 +62,19 @@ class DatasetSourceConfig(Strict):
 
     path: str = Field(description="Hub dataset id, or a builder name such as `json` or `parquet`.")
     name: str | None = Field(default=None, description="Dataset configuration name (e.g. `main` for gsm8k).")
-    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(
+        default=None,
+        description="`datasets.load_dataset`'s data_files: a path, a list, or split name -> path(s), for builders "
+        "such as `json` or `parquet`.",
+    )
     splits: dict[Literal["seed", "train", "test"], str] = Field(
         default={"train": "train", "test": "test"},
         description="flywheel split -> dataset split. `seed` rows need a solution or an answer.",
     )
-    prompt_field: str = "prompt"
-    answer_field: str = "answer"
+    prompt_field: str = Field(default="prompt", description="Column holding the problem text.")
+    answer_field: str = Field(
+        default="answer", description="Column holding the gold answer (or text it is extracted from, `answer_regex`)."
+    )
     solution_field: str | None = Field(
         default=None, description="Worked solutions for warm-start SFT; None trains on the answer alone."
     )
@@ -78,7 +84,9 @@ class DatasetSourceConfig(Strict):
         r"(e.g. `####\s*(.+)$` for GSM8K).",
     )
     domain: str = Field(default="math", description="Verifier domain for every row of this source.")
-    max_rows_per_split: int | None = Field(default=None, ge=1)
+    max_rows_per_split: int | None = Field(
+        default=None, ge=1, description="Read only the first N rows of each split; None reads them all."
+    )
 
     @field_validator("answer_regex")
     @classmethod
@@ -144,9 +152,15 @@ class ReasoningGymConfig(Strict):
 
 
 class ProblemsConfig(Strict):
-    source: Literal["arithmetic", "dataset", "countdown", "reasoning_gym"] = "arithmetic"
-    arithmetic: ArithmeticConfig = ArithmeticConfig()
-    dataset: DatasetSourceConfig | None = None
+    """Where the run's problems come from; the chosen source's section says how many and which."""
+
+    source: Literal["arithmetic", "dataset", "countdown", "reasoning_gym"] = Field(
+        default="arithmetic", description="Problem source; its section below configures it."
+    )
+    arithmetic: ArithmeticConfig = Field(default=ArithmeticConfig(), description="Used when source is `arithmetic`.")
+    dataset: DatasetSourceConfig | None = Field(
+        default=None, description="Used when source is `dataset`; required then."
+    )
     countdown: CountdownConfig = Field(default=CountdownConfig(), description="Used when source is `countdown`.")
     reasoning_gym: ReasoningGymConfig | None = Field(
         default=None, description="Used when source is `reasoning_gym`; required then."
@@ -259,10 +273,14 @@ class SelectConfig(Strict):
 
 
 class SampleConfig(Strict):
+    """How a round samples traces of its problems with vLLM."""
+
     k: int = Field(default=4, ge=1, description="Traces sampled per problem.")
-    temperature: float = Field(default=1.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature; 0 is greedy decoding.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling: 1.0 samples from all tokens.")
+    max_tokens: int = Field(
+        default=512, ge=1, description="Longest completion in tokens; a trace cut here has finish_reason `length`."
+    )
     stop: list[str] = Field(default=[], description="Extra stop strings besides the tokenizer's EOS.")
     shard_size: int = Field(default=1024, ge=1, description="Problems per traces part file.")
 
@@ -273,9 +291,13 @@ class EngineConfig(Strict):
     kv_cache_space_gib: float = Field(
         default=1.0, gt=0, description="CPU only (VLLM_CPU_KVCACHE_SPACE): KV cache size in GiB."
     )
-    gpu_memory_utilization: float = Field(default=0.85, gt=0.0, le=1.0)
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    enable_prefix_caching: bool = True
+    gpu_memory_utilization: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="GPU only: share of GPU memory the vLLM engine may take."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs one vLLM engine splits the model across.")
+    enable_prefix_caching: bool = Field(
+        default=True, description="Reuse the KV cache of a shared prompt prefix (the k samples of a problem)."
+    )
     enable_chunked_prefill: bool | None = Field(
         default=None,
         description="Split long prefills across engine steps. None: off on CPU, vLLM's default on GPU. flywheel "
@@ -301,9 +323,23 @@ class VerifyConfig(Strict):
     )
 
 
+CurationFilterName = Literal[
+    "cannot_judge", "incorrect", "too_long", "format", "contaminated", "duplicate", "per_problem_cap"
+]
+CURATION_FILTERS: tuple[CurationFilterName, ...] = get_args(CurationFilterName)
+# Without these the dataset would not be what it promises: judged, correct traces, at most max_per_problem each.
+REQUIRED_CURATION_FILTERS: tuple[CurationFilterName, ...] = ("cannot_judge", "incorrect", "per_problem_cap")
+
+
 class CurateConfig(Strict):
     """What becomes training data: correct, untruncated, uncontaminated, not a near-duplicate, capped per problem."""
 
+    filters: list[CurationFilterName] = Field(
+        default=list(CURATION_FILTERS),
+        description="Curation filters in the order they run; a dropped trace's `drop_reason` is the first that "
+        "drops it. Any order of the others, then `duplicate` (optional), then `per_problem_cap` last: those two "
+        "choose among the traces still in, shortest first. `cannot_judge` and `incorrect` are required.",
+    )
     max_per_problem: int = Field(default=1, ge=1, description="Correct traces kept per problem.")
     hard_below: float = Field(default=0.3, gt=0.0, lt=1.0, description="Pass rate under this is `hard`.")
     easy_above: float = Field(default=0.7, gt=0.0, lt=1.0, description="Pass rate over this is `easy`.")
@@ -314,6 +350,30 @@ class CurateConfig(Strict):
     decontaminate: DecontaminateConfig = Field(
         default=DecontaminateConfig(), description="N-gram overlap of traces (prompt and completion) with eval texts."
     )
+
+    @field_validator("filters")
+    @classmethod
+    def filters_can_work(cls, value: list[CurationFilterName]) -> list[CurationFilterName]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"filters listed more than once: {', '.join(repeated)}")
+        missing = [name for name in REQUIRED_CURATION_FILTERS if name not in value]
+        if missing:
+            raise ValueError(
+                f"filters must include {', '.join(missing)}: the dataset holds only judged, correct traces, "
+                "at most max_per_problem per problem"
+            )
+        if value[-1] != "per_problem_cap":
+            raise ValueError(
+                "per_problem_cap must be the last filter: it counts the traces kept, so a trace that a later "
+                "filter drops would take the place of one that is kept"
+            )
+        if "duplicate" in value and value.index("duplicate") != len(value) - 2:
+            raise ValueError(
+                "duplicate must come right before per_problem_cap: it keeps one trace of each cluster of "
+                "near-duplicates, and a kept representative that a later filter drops would take its cluster with it"
+            )
+        return value
 
     @model_validator(mode="after")
     def edges_ordered(self) -> CurateConfig:
@@ -331,7 +391,7 @@ class LoraConfig(Strict):
 
     r: int = Field(default=16, ge=1, description="Adapter rank.")
     alpha: int = Field(default=32, ge=1, description="LoRA scaling numerator (lora_alpha).")
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the adapter's input (lora_dropout).")
     target_modules: str | list[str] = Field(
         default="all-linear", description="Module names to adapt, or `all-linear` (peft's shorthand)."
     )
@@ -347,32 +407,41 @@ class GrpoConfig(Strict):
         description="`informative`: the round's problems with a sampled pass rate strictly between 0 and 1 "
         "(the only ones whose group advantages are not all zero); `all`: every judged problem of the round.",
     )
-    max_steps: int = Field(default=200, ge=1)
-    learning_rate: float = Field(default=1e-6, gt=0.0)
+    max_steps: int = Field(default=200, ge=1, description="Optimizer steps of the GRPO phase.")
+    learning_rate: float = Field(default=1e-6, gt=0.0, description="Peak learning rate.")
     per_device_train_batch_size: int = Field(
         default=8, ge=1, description="Completions per device per step (prompts x num_generations)."
     )
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Batches summed into one optimizer step.")
     num_generations: int = Field(default=8, ge=2, description="Completions per prompt (the group size).")
     max_completion_length: int | None = Field(default=None, ge=1, description="None uses sample.max_tokens.")
-    temperature: float = Field(default=1.0, gt=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(default=1.0, gt=0.0, description="Temperature of GRPO's own generation.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling of GRPO's own generation.")
     beta: float = Field(default=0.0, ge=0.0, description="KL coefficient; 0 loads no reference model.")
-    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "dapo"
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = Field(
+        default="dapo", description="TRL's loss formulation (how token losses are normalised and clipped)."
+    )
     epsilon: float = Field(default=0.2, gt=0.0, description="Lower clipping bound of the ratio.")
     epsilon_high: float | None = Field(default=None, gt=0.0, description="Upper clipping bound; None = epsilon.")
-    scale_rewards: Literal["group", "batch", "none"] = "group"
-    mask_truncated_completions: bool = False
-    warmup_steps: int = Field(default=0, ge=0)
-    lr_scheduler_type: str = "constant"
-    max_grad_norm: float = Field(default=1.0, gt=0.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        default="group",
+        description="Divide advantages by the reward standard deviation of the group or the batch, or not at all.",
+    )
+    mask_truncated_completions: bool = Field(
+        default=False, description="Leave completions cut at the length limit out of the loss."
+    )
+    warmup_steps: int = Field(default=0, ge=0, description="Learning-rate warm-up, in optimizer steps.")
+    lr_scheduler_type: str = Field(default="constant", description="A transformers scheduler name (e.g. cosine).")
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient norm clipping.")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay.")
     use_vllm: bool = Field(
         default=False,
         description="Generate with vLLM inside GRPO (GPU only): `vllm_mode` colocate shares the training GPUs, "
         "server talks to `trl vllm-serve`. False generates with transformers (works on CPU).",
     )
-    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_mode: Literal["colocate", "server"] = Field(
+        default="colocate", description="With use_vllm: vLLM inside the training process, or a `trl vllm-serve` server."
+    )
     vllm_server_base_url: str | None = Field(default=None, description="Server mode: e.g. http://host:8000.")
     vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0, description="Colocate mode.")
     trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.GRPOConfig` arguments.")
@@ -400,18 +469,18 @@ class TrainConfig(Strict):
     method_by_round: dict[int, TrainMethod] = Field(
         default={}, description="Per-round overrides of `method`, e.g. {1: sft, 2: sft, 3: grpo}."
     )
-    max_steps: int = Field(default=300, ge=1)
+    max_steps: int = Field(default=300, ge=1, description="Optimizer steps of the SFT phase.")
     # Defaults are for pretrained models, which higher rates and long warm-ups on small data damage (measured on
     # SmolLM2-135M-Instruct: 1e-3 with batch 64 lowered pass@1 from 0.86 to 0.36); the tiny demo model sets its own.
     learning_rate: float = Field(default=1e-5, gt=0.0, description="Peak learning rate (1e-5 suits pretrained models).")
-    per_device_train_batch_size: int = Field(default=8, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    per_device_train_batch_size: int = Field(default=8, ge=1, description="Examples per device per batch.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Batches summed into one optimizer step.")
     warmup_steps: float = Field(
         default=0.05, ge=0, description="Warm-up: a share of max_steps when below 1 (0.05 = 5%), else a step count."
     )
-    lr_scheduler_type: str = "linear"
-    max_grad_norm: float = Field(default=1.0, gt=0.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
+    lr_scheduler_type: str = Field(default="linear", description="A transformers scheduler name (e.g. cosine).")
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient norm clipping.")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay.")
     include_seed_data: bool = Field(default=True, description="Train on the labelled seed split too.")
     include_previous_rounds: bool = Field(default=True, description="Train on every ancestor round's dataset.")
     use_cpu: bool | None = Field(default=None, description="None: CPU when no GPU is visible.")
@@ -427,7 +496,7 @@ class TrainConfig(Strict):
         "[accelerate, launch, --config_file, configs/accelerate/zero2.yaml] or [torchrun, --nproc_per_node, '8']; "
         "flywheel appends `-m flows.train_job <job.json>`. None trains inside the flow process.",
     )
-    grpo: GrpoConfig = GrpoConfig()
+    grpo: GrpoConfig = Field(default=GrpoConfig(), description="The GRPO phase (methods `grpo`, `sft_then_grpo`).")
     trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.SFTConfig` arguments.")
     allow_untrained: bool = Field(
         default=False,
@@ -444,10 +513,12 @@ class TrainConfig(Strict):
 
 
 class EvaluateConfig(Strict):
+    """How each round's model is scored on the held-out split (`test`)."""
+
     n_problems: int = Field(default=500, ge=1, description="Held-out problems scored each round.")
     k: int = Field(default=1, ge=1, description="Samples per held-out problem (pass@k, maj@k).")
     temperature: float = Field(default=0.0, ge=0.0, description="0 is greedy decoding.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling: 1.0 samples from all tokens.")
     max_tokens: int | None = Field(default=None, ge=1, description="None uses sample.max_tokens.")
 
     @model_validator(mode="after")
@@ -517,28 +588,32 @@ class OrchestrationConfig(Strict):
 
 
 class RunConfig(Strict):
+    """A run: its name and store, the model of round 0, and one section per stage."""
+
     run_name: str = Field(pattern=RUN_NAME_PATTERN, description="Folder name of the run in the store.")
     store: str = Field(default="./runs", description="Local folder or fsspec URL of the run store.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Run seed: problem generation, selection, sampling and training.")
     rounds: int = Field(default=3, ge=0, description="Improvement rounds after round 0.")
     control: bool = Field(
         default=False,
         description="Ablation: rounds sample nothing and spend the same training steps on the labelled "
         "seed data alone, to show what the self-improvement loop adds.",
     )
-    model: ModelConfig
-    problems: ProblemsConfig = ProblemsConfig()
+    model: ModelConfig = Field(description="The policy model of round 0.")
+    problems: ProblemsConfig = Field(default=ProblemsConfig(), description="The problem pool and its splits.")
     warm_start: TrainConfig | None = Field(
         default=None, description="Round 0 SFT on the labelled seed split; None evaluates the base model."
     )
-    select: SelectConfig = SelectConfig()
-    sample: SampleConfig = SampleConfig()
-    engine: EngineConfig = EngineConfig()
-    verify: VerifyConfig = VerifyConfig()
-    curate: CurateConfig = CurateConfig()
-    train: TrainConfig = TrainConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-    orchestration: OrchestrationConfig = OrchestrationConfig()
+    select: SelectConfig = Field(default=SelectConfig(), description="Which problems each round samples.")
+    sample: SampleConfig = Field(default=SampleConfig(), description="Sampling of traces.")
+    engine: EngineConfig = Field(default=EngineConfig(), description="vLLM engine settings.")
+    verify: VerifyConfig = Field(default=VerifyConfig(), description="How verifiers run.")
+    curate: CurateConfig = Field(default=CurateConfig(), description="What becomes training data.")
+    train: TrainConfig = Field(default=TrainConfig(), description="How each improvement round retrains.")
+    evaluate: EvaluateConfig = Field(default=EvaluateConfig(), description="Held-out evaluation of every round.")
+    orchestration: OrchestrationConfig = Field(
+        default=OrchestrationConfig(), description="Early stop, retries, where verification runs."
+    )
 
     @model_validator(mode="after")
     def control_needs_labelled_data(self) -> RunConfig:

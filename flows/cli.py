@@ -16,6 +16,7 @@ from flows.env import configure_environment
 from flows.supervise import is_supervised, run_supervised
 
 EXIT_BAD_INPUT = 2
+DEFAULT_STORE = "./runs"  # RunConfig.store's default, kept here so that read-only commands import no pydantic
 FLOW_COMMANDS = ("run", "demo", "resume", "schedule")
 # Commands that run rounds in this process and stop them cleanly on a signal (flows/stopping.py); `schedule`
 # leaves Ctrl-C to Prefect's runner, which pauses the schedule, and its triggers run in their own processes.
@@ -100,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="finish the open round, then the remaining planned rounds")
     resume.add_argument("run_name")
-    resume.add_argument("--store", default="./runs")
+    _add_store(resume, default=DEFAULT_STORE)
     resume.add_argument(
         "--no-early-stop", action="store_true", help="continue a campaign that stopped early on a plateau"
     )
@@ -117,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds-per-trigger", type=int, default=1, metavar="N", help="rounds each trigger commits (default 1)"
     )
     schedule.add_argument("--run-name", help="run folder name in the store")
-    schedule.add_argument("--store", help="store folder or fsspec URL (default ./runs)")
+    _add_store(schedule)
     schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     schedule.set_defaults(handler=_schedule, rounds=None)  # each trigger sets the rounds
 
@@ -125,12 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("run_name")
     rollback.add_argument("--to", type=int, required=True, dest="to_round", metavar="N")
     rollback.add_argument("--purge", action="store_true", help="delete the later rounds instead of archiving")
-    rollback.add_argument("--store", default="./runs")
+    _add_store(rollback, default=DEFAULT_STORE)
     rollback.set_defaults(handler=_rollback)
 
     status = commands.add_parser("status", help="rounds, HEAD and per-round metrics of a run")
     status.add_argument("run_name")
-    status.add_argument("--store", default="./runs")
+    _add_store(status, default=DEFAULT_STORE)
     status.set_defaults(handler=_status)
 
     inspect = commands.add_parser("inspect", help="print rows of a committed round's table")
@@ -138,26 +139,26 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("round", type=int)
     inspect.add_argument("--table", default="dataset", help="dataset, traces, dropped, difficulty, eval, problems")
     inspect.add_argument("--limit", type=int, default=10)
-    inspect.add_argument("--store", default="./runs")
+    _add_store(inspect, default=DEFAULT_STORE)
     inspect.set_defaults(handler=_inspect)
 
     check = commands.add_parser("check", help="verify a run's files against its manifests; exit 2 listing problems")
     check.add_argument("run_name")
     check.add_argument("round", type=int, nargs="?", help="check only this committed round (and the run's files)")
-    check.add_argument("--store", default="./runs")
+    _add_store(check, default=DEFAULT_STORE)
     check.set_defaults(handler=_check)
 
     diff = commands.add_parser("diff", help="what changed between two committed rounds")
     diff.add_argument("run_name")
     diff.add_argument("first", type=int)
     diff.add_argument("second", type=int)
-    diff.add_argument("--store", default="./runs")
+    _add_store(diff, default=DEFAULT_STORE)
     diff.set_defaults(handler=_diff)
 
     report = commands.add_parser("report", help="print the path of a committed round's report.html")
     report.add_argument("run_name")
     report.add_argument("round", type=int, nargs="?", help="round number (default: HEAD)")
-    report.add_argument("--store", default="./runs")
+    _add_store(report, default=DEFAULT_STORE)
     report.set_defaults(handler=_report)
 
     export = commands.add_parser("export", help="export a committed round's table as a Hugging Face dataset")
@@ -168,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--to-hub", dest="to_hub", metavar="REPO", help="a hub dataset repo id (needs a token)")
     export.add_argument("--table", default="dataset", help="dataset, traces, dropped, difficulty, eval, problems")
     export.add_argument("--private", action="store_true", help="with --to-hub: create the repo as private")
-    export.add_argument("--store", default="./runs")
+    _add_store(export, default=DEFAULT_STORE)
     export.set_defaults(handler=_export)
 
     verify = commands.add_parser("verify", help="judge a JSONL/Parquet file of completions; write verdict columns")
@@ -205,10 +206,16 @@ def _verify_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_store(command: argparse.ArgumentParser, default: str | None = None) -> None:
+    """`--store`, the same for every command. A command on an existing run defaults to DEFAULT_STORE; one that
+    loads a config leaves it None, so that the config's `store` applies unless the option is given."""
+    command.add_argument("--store", default=default, help=f"store folder or fsspec URL (default {DEFAULT_STORE})")
+
+
 def _add_overrides(command: argparse.ArgumentParser) -> None:
     command.add_argument("--rounds", type=int, help="improvement rounds after round 0")
     command.add_argument("--run-name", help="run folder name in the store")
-    command.add_argument("--store", help="store folder or fsspec URL (default ./runs)")
+    _add_store(command)
     command.add_argument(
         "--set",
         action="append",

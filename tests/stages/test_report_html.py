@@ -135,3 +135,28 @@ def test_markdown_summary_lists_metrics_counts_and_timings() -> None:
     assert "| kept | 2 |" in text and "| dropped | 4 |" in text and "| dropped: incorrect | 3 |" in text
     stages = re.findall(r"^\| (\w+) \| [\d.]+ \|$", text.split("| stage | seconds |")[1], flags=re.M)
     assert stages == ["select", "sample", "curate", "train", "evaluate"]
+
+
+def test_report_shows_the_curation_filters_in_the_order_they_ran_with_what_each_dropped() -> None:
+    curated = _curated()
+    page = render_report_html(ReportInput("demo", [ROUND_0, ROUND_1], curated.difficulty, curated.dropped))
+    # a manifest without `curate.filters` ran the fixed order that is now the default
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\w+)</td><td>(\d+)</td></tr>", page)
+    assert rows == [
+        ("1", "cannot_judge", "0"),
+        ("2", "incorrect", "3"),
+        ("3", "too_long", "0"),
+        ("4", "format", "0"),
+        ("5", "contaminated", "0"),
+        ("6", "duplicate", "1"),
+        ("7", "per_problem_cap", "0"),
+    ]
+    order = ["incorrect", "cannot_judge", "per_problem_cap"]
+    configured = {**ROUND_1, "config": {"curate": {"filters": order}}}
+    page = render_report_html(ReportInput("demo", [ROUND_0, configured], curated.difficulty, curated.dropped))
+    shown = re.findall(r"<tr><td>\d+</td><td>(\w+)</td><td>\d+</td></tr>", page)
+    assert shown == order
+    assert "curation filters, in order: incorrect -> cannot_judge -> per_problem_cap" in render_round_markdown(
+        "demo", configured
+    )
+    assert "curation filters" not in render_round_markdown("demo", ROUND_0)  # round 0 curated nothing

@@ -8,7 +8,7 @@ import pytest
 
 from tests.verifiers import slow_verifiers
 from verifiers import VERIFIERS, VERSIONS, UnknownVerifierError
-from verifiers.pool import VerifierPool, VerifyCall, reward_function
+from verifiers.pool import VerifierPool, VerifyCall
 
 TEST_VERIFIERS = {
     "echo": slow_verifiers.echo,
@@ -102,12 +102,6 @@ def test_math_verifier_runs_in_the_pool(pool: VerifierPool) -> None:
     )
     assert verdicts[0].correct is True
     assert verdicts[1].correct is False and not verdicts[1].timed_out
-
-
-def test_reward_function_follows_trl_conventions(pool: VerifierPool) -> None:
-    rewards = reward_function(pool, "math")
-    completions = ["\\boxed{4}", [{"role": "assistant", "content": "The answer is 5."}], "\\boxed{3}"]
-    assert rewards(completions, answer=["4", "5", None], prompts=["p", "q", "r"]) == [1.0, 1.0, None]
 
 
 def test_unknown_verifier_is_refused_before_any_work(pool: VerifierPool) -> None:
