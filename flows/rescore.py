@@ -137,7 +137,7 @@ def format_rescore(result: RescoreResult, run_name: str) -> str:
         else f"the round was judged by {was}",
         f"{counts['answers']} distinct answers: {counts['from_cache']} from the verdict cache, "
         f"{counts['verifier_calls']} judged by the verifiers ({counts['timed_out']} traces timed out)",
-        f"written to {result.location}",
+        f"{'stored in' if result.reused else 'written to'} {result.location}",
         "",
     ]
     if not counts["flipped"]:
@@ -193,7 +193,7 @@ def _verdict_keys(
 def _examples(
     flips: pa.Table, rescored: pa.Table, problems_by_id: dict[str, dict[str, Any]], limit: int
 ) -> list[dict[str, Any]]:
-    wanted = flips.slice(0, limit).to_pylist()
+    wanted = flips.slice(0, max(limit, 0)).to_pylist()
     positions = {(row["problem_id"], row["sample_idx"]) for row in wanted}
     verdicts = {
         (row["problem_id"], row["sample_idx"]): row

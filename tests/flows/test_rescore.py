@@ -19,13 +19,16 @@ import pytest
 
 from configs import ArithmeticConfig
 from flows.cli import main
+from flows.verdicts import load_stored_verdicts, save_new_verdicts
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic
 from stages.sample import TRACES_SCHEMA
 from stages.verify import FLIPS_SCHEMA, VERIFIED_TRACES_SCHEMA
 from storage import RunStore
 from tests.conftest import REPO, file_digests
 from verifiers import VERSIONS
+from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
+from verifiers.verdict import Verdict
 
 RUN = "old"
 OLD_VERSION = "0.0.1"
@@ -193,6 +196,7 @@ def test_a_second_rescore_judges_only_what_the_verdict_cache_lacks(
     assert sum(verifier_calls) == calls_before
     assert file_digests(Path(store.root)) == run_before
     assert "was rescored with these verifier versions and settings already" in again and "nothing judged" in again
+    assert f"stored in {_rescores(store)[0]}" in again
     assert first.splitlines()[-8:] == again.splitlines()[-8:]  # the same flip table and examples
 
     # Another timeout is another rescore; the same verifier version's verdicts come from the run's cache, only
@@ -206,6 +210,31 @@ def test_a_second_rescore_judges_only_what_the_verdict_cache_lacks(
     assert _manifest(newest)["counts"]["flipped"] == 5
     assert _manifest(newest)["counts"]["verdicts_stored"] == 0
     assert len(list(batch.parent.iterdir())) == 1  # nothing new to keep
+
+
+def test_stored_verdicts_load_into_a_live_cache_and_only_new_judged_ones_are_saved(
+    run: tuple[RunStore, list[dict[str, Any]]],
+) -> None:
+    """The two calls a round would make around its verification (flows/verdicts.py)."""
+    store, _ = run
+    version = VERSIONS["math"]
+    first = VerdictCache()
+    first.put("41", "42", Verdict(False, 0.0, "41", "not equal", "math", version))
+    first.put("42", "42", Verdict(True, 1.0, "42", "same", "math", version))
+    first.put("x", "???", Verdict(None, None, "x", "cannot judge: gold", "math", version))
+    first.put("9^9^9", "42", Verdict(False, 0.0, None, "timed out", "math", version, timed_out=True))
+    assert save_new_verdicts(store, first, loaded=set()) == 2  # neither "cannot judge" nor a timeout is kept
+
+    live = VerdictCache()
+    live.put("43", "42", Verdict(False, 0.0, "43", "not equal", "math", version))
+    loaded = load_stored_verdicts(store, {"math": version}, live)
+    assert loaded == {("math", version, "41", "42"), ("math", version, "42", "42")}
+    assert live.get("math", version, "42", "42") == Verdict(True, 1.0, "42", "same", "math", version)
+    assert len(live) == 3
+    assert load_stored_verdicts(store, {"math": "0.0.1"}, VerdictCache()) == set()  # another version: nothing
+    assert save_new_verdicts(store, live, loaded) == 1  # only "43" is new
+    assert save_new_verdicts(store, live, loaded | {("math", version, "43", "42")}) == 0
+    assert len(list(Path(store.path("verdicts", f"math-{version}")).iterdir())) == 2
 
 
 def test_check_covers_rescores_and_the_verdict_cache(
