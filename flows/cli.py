@@ -182,6 +182,17 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--workers", type=int, default=2, help="verifier worker processes")
     verify.add_argument("--timeout", type=float, default=5.0, help="hard wall-clock limit per row, seconds")
     verify.set_defaults(handler=_verify_file)
+
+    rescore = commands.add_parser(
+        "rescore", help="re-judge a committed round with today's verifiers into a new table; print flipped verdicts"
+    )
+    rescore.add_argument("run_name")
+    rescore.add_argument("round", type=int)
+    rescore.add_argument("--timeout", type=float, help="hard wall-clock limit per answer, seconds (default: the run's)")
+    rescore.add_argument("--workers", type=int, help="verifier worker processes (default: the run's)")
+    rescore.add_argument("--examples", type=int, default=5, metavar="N", help="flipped traces to print (default 5)")
+    _add_store(rescore, default=DEFAULT_STORE)
+    rescore.set_defaults(handler=_rescore)
     return parser
 
 
@@ -203,6 +214,15 @@ def _verify_file(args: argparse.Namespace) -> int:
         print(f"flywheel: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_result(result, args.domain, args.against))
+    return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from flows.rescore import format_rescore, rescore_round
+
+    store = _existing_store(args.store, args.run_name)
+    result = rescore_round(store, args.round, timeout_s=args.timeout, workers=args.workers, examples=args.examples)
+    print(format_rescore(result, args.run_name))
     return 0
 
 

@@ -169,18 +169,23 @@ def judge_completions(
         problem = problems_by_id.get(problem_id)
         if problem is None:
             raise ValueError(f"{where} {row_number}: problem_id {problem_id!r} is not in the problems table")
-        domain = problem["domain"]
-        get_verifier(domain, where=f"problem {problem_id}, field 'domain'")
-        key = (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(problem))
+        key = verdict_key(problem_id, completion, problem)
         keys.append(key)
         if key not in first_call and cache.get(*key) is None:
-            first_call[key] = VerifyCall(domain, completion, problem)
+            first_call[key] = VerifyCall(key[0], completion, problem)
     fresh = _run_calls(list(first_call.values()), config, pool)
     judged: dict[tuple[str, str, str, str], Verdict] = {}
     for key, verdict in zip(first_call, fresh, strict=True):
         judged[key] = verdict
         cache.put(key[2], key[3], verdict)
     return [judged.get(key) or _cached(cache, key) for key in keys]
+
+
+def verdict_key(problem_id: str, completion: str, problem: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """What a verdict on `completion` is cached under: (verifier, its version today, answer key, gold)."""
+    domain = problem["domain"]
+    get_verifier(domain, where=f"problem {problem_id}, field 'domain'")
+    return (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(problem))
 
 
 def _cached(cache: VerdictCache, key: tuple[str, str, str, str]) -> Verdict:

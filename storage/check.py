@@ -4,7 +4,9 @@ Checked: HEAD is readable and names a committed round (the newest); every commit
 valid JSON, matches its own hash and has the expected structure; every file a manifest lists exists with
 its recorded size and sha256; rounds form one lineage (round N's parent is N-1, which is committed, and
 N's `model_in` is N-1's `model_out`); the run's `pool.parquet` and `run.yaml` match the newest manifest;
-`plan.json`, `LOCK` and open rounds' `progress.json` are readable. Nothing is repaired or written.
+`plan.json`, `LOCK` and open rounds' `progress.json` are readable; every complete rescore (of the checked
+rounds) matches its own manifest and still describes the committed round it was made from (rescores.py), and
+every batch of the verdict cache matches the sha256 in its name (verdicts.py). Nothing is repaired or written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storage.lock import LockError, RunLock
+from storage.rescores import rescore_problems, rescores_of
 from storage.store import SELF_HASH, RunStore, StoreError
+from storage.verdicts import verdict_files, verdict_problems
 
 
 @dataclass
@@ -22,13 +26,18 @@ class CheckReport:
     files: int = 0
     bytes: int = 0
     legacy: list[int] = field(default_factory=list)  # manifests written before they carried their own hash
+    rescores: int = 0
+    verdict_files: int = 0
 
     def summary(self, store: RunStore) -> str:
         rounds = f"round(s) {', '.join(map(str, self.rounds))}" if self.rounds else "no committed round"
         legacy = f"; {len(self.legacy)} legacy manifest(s) without {SELF_HASH}" if self.legacy else ""
+        extra = ""
+        if self.rescores or self.verdict_files:
+            extra = f"; {self.rescores} rescore(s) and {self.verdict_files} verdict cache file(s) are intact"
         return (
             f"run {store.run_name!r} is intact: {rounds}, {self.files} files ({self.bytes} bytes) match their "
-            f"manifests{legacy}"
+            f"manifests{legacy}{extra}"
         )
 
 
@@ -62,6 +71,11 @@ def check_run(store: RunStore, round_id: int | None = None, hashes: bool = True)
         report.bytes += sum(entry["bytes"] for entry in manifest["files"])
     if committed and committed[-1] in manifests:
         report.problems += store.run_file_problems(hashes)
+    rescored = [number for number, _ in rescores_of(store) if round_id is None or number == round_id]
+    report.rescores = len(rescored)
+    report.problems += rescore_problems(store, None if round_id is None else [round_id], hashes)
+    report.verdict_files = len(verdict_files(store))
+    report.problems += verdict_problems(store, hashes)
     for reader in (store.read_plan, store.read_early_stop):
         try:
             reader()

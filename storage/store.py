@@ -4,7 +4,9 @@ Layout under `<store>/<run>/`: `run.yaml` (the frozen config), `pool.parquet` (e
 `plan.json` (rounds last asked for), `early_stop.json` (why a campaign stopped
 before its plan, if it did), `HEAD` (last committed round), `LOCK` (see lock.py), `rounds/rNNNN/`
 (a round's tables, `traces/part-*.parquet`, `model/`, `report.html`, and `manifest.json` once committed or
-`progress.json` while open), `archive/<when>/` (rounds set aside by a rollback, kept until purged).
+`progress.json` while open), `archive/<when>/` (rounds set aside by a rollback, kept until purged, each with
+its rescores), `rescores/rNNNN-<key>/` (a committed round re-judged later: rescores.py) and
+`verdicts/<verifier>-<version>/` (the persistent verdict cache: verdicts.py).
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves a partial
 file under a final name; `manifest.json` is written last, and its presence is what makes a round
@@ -42,6 +44,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 MANIFEST = "manifest.json"
+RESCORES = "rescores"
 PROGRESS = "progress.json"
 EARLY_STOP = "early_stop.json"
 MODEL_DIR = "model"
@@ -243,13 +246,21 @@ class RunStore:
         moved = []
         for round_id in later:
             source = self.round_path(round_id)
+            # A rescore judged this round; the round that may later take its number is another one.
+            prefix = f"{round_name(round_id)}-"
+            rescores = [f"{RESCORES}/{name}" for name in self.list_folder(RESCORES) if name.startswith(prefix)]
             if purge:
+                for folder in rescores:
+                    self.fs.rm(self.path(folder), recursive=True)
                 self.fs.rm(source, recursive=True)
                 moved.append(source)
             else:
                 target = self.path("archive", stamp, round_name(round_id))
                 self.fs.makedirs(self.path("archive", stamp), exist_ok=True)
                 self.fs.mv(source, target, recursive=True)
+                for folder in rescores:
+                    self.fs.makedirs(f"{target}/{RESCORES}", exist_ok=True)
+                    self.fs.mv(self.path(folder), f"{target}/{folder}", recursive=True)
                 moved.append(target)
         self._write_bytes(self.path("HEAD"), f"{to_round}\n".encode())
         return moved
@@ -263,6 +274,44 @@ class RunStore:
             for stamp in self.fs.ls(folder, detail=False)
             for entry in self.fs.ls(stamp, detail=False)
         )
+
+    # -- files of the run outside its rounds (rescores, verdict cache): paths relative to the run folder ------
+    def list_folder(self, relative: str) -> list[str]:
+        """The names in a folder of the run, sorted; none when it does not exist."""
+        folder = self.path(relative)
+        if not self.fs.exists(folder):
+            return []
+        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(folder, detail=False))
+
+    def write_run_table(self, relative: str, table: pa.Table) -> FileRecord:
+        return self._record(relative, table.num_rows, self._write_parquet(self.path(relative), table))
+
+    def read_run_table(self, relative: str, schema: pa.Schema) -> pa.Table:
+        return self._read_parquet(self.path(relative), schema)
+
+    def write_run_bytes(self, relative: str, data: bytes, rows: int | None = None) -> FileRecord:
+        return self._record(relative, rows, (len(data), self._write_bytes(self.path(relative), data)))
+
+    def write_run_json(self, relative: str, body: dict[str, Any]) -> str:
+        return self._write_json(self.path(relative), body)
+
+    def read_run_json(self, relative: str, fix: str) -> dict[str, Any]:
+        return self._read_json(self.path(relative), fix)
+
+    def run_path_exists(self, relative: str) -> bool:
+        return bool(self.fs.exists(self.path(relative)))
+
+    def run_file_problem(self, relative: str, record: FileRecord, hashes: bool = True) -> str | None:
+        """What is wrong with a file of the run compared with its record (None when nothing is)."""
+        return self._file_problem(self.path(relative), record, hashes)
+
+    def run_file_digest(self, relative: str) -> str:
+        return self._digest(self.path(relative))
+
+    def run_location(self, relative: str) -> str:
+        """Where a file or folder of the run lives, as a user can open it (a local path, or a URL)."""
+        path = self.path(relative)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
 
     def write_table(self, round_id: int, name: str, table: pa.Table) -> FileRecord:
         relative = f"{name}.parquet"
@@ -552,9 +601,7 @@ class RunStore:
         return digest.hexdigest()
 
     def _write_parquet(self, path: str, table: pa.Table) -> tuple[int, str]:
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
-        data = buffer.getvalue()
+        data = parquet_bytes(table)
         return len(data), self._write_bytes(path, data)
 
     def _read_bytes(self, path: str) -> bytes:
@@ -576,6 +623,13 @@ class RunStore:
     def _record(self, relative: str, rows: int | None, size_and_digest: tuple[int, str]) -> FileRecord:
         size, digest = size_and_digest
         return FileRecord(relative, rows, size, digest)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A table as the Parquet bytes the store writes (zstd)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
 
 
 def manifest_digest(body: dict[str, Any]) -> str:

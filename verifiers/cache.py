@@ -55,6 +55,10 @@ class VerdictCache:
 
     def __init__(self, rows: Iterable[Mapping[str, Any]] = ()) -> None:
         self._entries: dict[tuple[str, str, str, str], Verdict] = {}
+        self.add_rows(rows)
+
+    def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add entries from rows of CACHE_FIELDS (what `to_rows` gives); a row replaces an entry of its key."""
         for number, row in enumerate(rows):
             missing = [name for name in CACHE_FIELDS if name not in row]
             if missing:
