@@ -129,7 +129,6 @@ def _lineage_problems(
         return []  # the parent's own manifest problem is already listed
     if "model_in" in manifest and "model_out" in parent and manifest["model_in"] != parent["model_out"]:
         return [
-            f"{path}: model_in is {manifest['model_in']!r} but round {expected_parent} produced "
-            f"{parent['model_out']!r}"
+            f"{path}: model_in is {manifest['model_in']!r} but round {expected_parent} produced {parent['model_out']!r}"
         ]
     return []

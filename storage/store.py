@@ -525,10 +525,7 @@ class RunStore:
         key = (path, size, info.get("mtime", info.get("LastModified")))
         found = _VERIFIED.get(key) or self._digest(path)
         if found != record.sha256:
-            return (
-                f"{path} has sha256 {found}, its manifest records {record.sha256}: "
-                "the committed file was modified"
-            )
+            return f"{path} has sha256 {found}, its manifest records {record.sha256}: the committed file was modified"
         _VERIFIED[key] = found
         return None
 
