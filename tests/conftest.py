@@ -56,8 +56,8 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
         "rounds": 1,
         "model": {"init": "tiny-arithmetic", "dtype": "float32", "max_model_len": 32},
         # The tests start dozens of engines. Compiling takes about a minute on CPU, and a worker process of its
-        # own another import of vLLM; tests/stages/test_sample.py and the demo and real-model tests keep
-        # vLLM's defaults (compiled, a worker process).
+        # own another import of vLLM; tests/stages/test_sample.py and the demo tests keep vLLM's defaults
+        # (compiled, a worker process).
         "engine": {"enforce_eager": True, "extra": {"distributed_executor_backend": "uni"}},
         "problems": {"arithmetic": {"digits": 2, "n_seed": 64, "n_test": 24, "n_train": 120}},
         "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
