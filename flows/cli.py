@@ -451,6 +451,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from stages.order import in_stage_order
     from storage import RunLock, StoreIntegrityError
     from storage.check import check_run
 
@@ -464,8 +465,7 @@ def _status(args: argparse.Namespace) -> int:
     if stop is not None and stop["round"] == store.head():
         print(f"campaign stopped early after round {stop['round']} ({stop['stopped_at']}): {stop['reason']}")
     for round_id in store.open_rounds():
-        finished = store.read_progress(round_id)["stages"]  # journaled in the order they finished
-        done = ", ".join(finished) or "nothing yet"
+        done = ", ".join(in_stage_order(list(store.read_progress(round_id)["stages"]))) or "nothing yet"
         print(f"open round {round_id} (not committed): finished stages: {done}")
     lock = RunLock(store)
     holder = lock.read_holder()

@@ -27,8 +27,8 @@ from matplotlib.figure import Figure
 from configs import CURATION_FILTERS
 from stages.curate import BUCKETS
 from stages.curation_filters import FILTERS
+from stages.order import in_stage_order
 
-STAGE_ORDER = ("seed_data", "select", "sample", "curate", "train", "evaluate")
 ACCURACY_METRIC = re.compile(r"^(pass|maj)@(\d+)$")
 HISTOGRAM_BINS = 10
 
@@ -350,8 +350,7 @@ def _integer_rounds(axes: Any, ids: Sequence[int]) -> None:
 
 
 def _ordered_timings(timings: dict[str, float]) -> list[tuple[str, float]]:
-    known = [(stage, timings[stage]) for stage in STAGE_ORDER if stage in timings]
-    return known + sorted((stage, s) for stage, s in timings.items() if stage not in STAGE_ORDER)
+    return [(stage, timings[stage]) for stage in in_stage_order(list(timings))]
 
 
 def _note(text: str) -> str:
