@@ -48,6 +48,7 @@ from verifiers.math_parse import (
 PRECISION = 50
 RELATIVE_TOLERANCE = sympy.Float("1e-30", PRECISION)
 MIN_VALID_POINTS = 3
+EXACT_WORKING_DIGITS = 400  # how far exact constants are resolved: a difference below 10^-400 counts as 0
 APPROXIMATION_TOLERANCE = sympy.Rational(1, 100)  # `a \\approx b` holds within 1 %
 RANDOM_POINTS = 4  # drawn per call, on top of the fixed points
 MAX_EXACT_SYMBOLS = 6
@@ -460,6 +461,10 @@ def _exactly_equal(left: Any, right: Any, symbols: list[Any]) -> bool | None:
 
 
 def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
+    if decimal_places is None and not (left.has(sympy.Float) or right.has(sympy.Float)):
+        differ = _exact_constants_differ(left, right)
+        if differ:
+            return False
     a, b = _evaluate(left, {}), _evaluate(right, {})
     if a is None or b is None:
         return False
@@ -469,6 +474,26 @@ def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
     if decimal_places is not None:
         return difference <= sympy.Rational(1, 2) * sympy.Integer(10) ** -decimal_places * (1 + sympy.Float("1e-9"))
     return False
+
+
+def _exact_constants_differ(left: Any, right: Any) -> bool | None:
+    """True when two exact constants differ, however little (`2^{2^{-1000}}` is not 1): their difference is
+    evaluated to full relative precision, with working precision raised as far as `EXACT_WORKING_DIGITS`
+    (sympy's adaptive `evalf`). None when no digit of the difference could be found (it is probably 0); then the
+    tolerance comparison decides, as for decimals."""
+    try:
+        difference = (left - right).evalf(PRECISION, maxn=EXACT_WORKING_DIGITS)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, RecursionError, AttributeError):
+        return None
+    if difference == 0:
+        return False
+    if not isinstance(difference, sympy.Expr) or not difference.is_number:
+        return None
+    for part in difference.as_real_imag():
+        # a Float carries the bits it could resolve: a cancelled difference comes back as `0.e-N`, 1 bit
+        if isinstance(part, sympy.Float) and part != 0 and part._prec >= PRECISION:
+            return True
+    return None
 
 
 def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
@@ -481,9 +506,15 @@ def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
         if not (_in_real_domain(left, point) and _in_real_domain(right, point)):
             continue
         a, b = _evaluate(left, point), _evaluate(right, point)
-        if a is None or b is None or not _is_real(a) or not _is_real(b):
+        if a is None or b is None:
             continue
-        if abs(a - b) > RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10:
+        close = abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10
+        if not (_is_real(a) and _is_real(b)):
+            # complex here (an odd root of a negative number, on the principal branch): agreeing values count
+            # as evidence, a difference does not decide (either side may mean the real root)
+            valid += close and number < len(fixed)
+            continue
+        if not close:
             return False
         valid += number < len(fixed)
     return valid >= MIN_VALID_POINTS

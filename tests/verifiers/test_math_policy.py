@@ -95,6 +95,28 @@ def test_a_non_polynomial_built_on_the_fixed_points_is_wrong_every_time() -> Non
 
 
 @pytest.mark.parametrize(
+    ("gamed", "honest", "gold"),
+    [
+        ("\\sqrt{2} + 10^{-40}", "\\frac{2}{\\sqrt{2}}", "\\sqrt{2}"),  # below any float tolerance
+        ("[2^{\\frac{1}{2^{1000}}}, \\infty)", "[\\sqrt{1}, \\infty)", "[1, \\infty)"),
+        ("\\pi + 2^{-300}", "4\\arctan(1)", "\\pi"),
+    ],
+)
+def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, honest: str, gold: str) -> None:
+    assert judge(gold, gamed)[0] is False
+    assert judge(gold, honest)[0] is True
+
+
+def test_complex_values_count_as_points_only_when_they_agree() -> None:
+    # (x^2-2)^{2/3} is complex for x^2 < 2: equal expressions agree there, and those points count
+    gold = "-\\frac{2(x^2+6)}{9(x^2-2)\\sqrt[3]{x^2-2}^2}"
+    assert judge(gold, "-\\frac{8x^2}{9(x^2-2)^{5/3}}+\\frac{2}{3(x^2-2)^{2/3}}")[0] is True
+    # an impostor equal only where the expression is complex is still caught at the real points
+    assert judge(gold, "-\\frac{8x^2}{9(x^2-2)^{5/3}}+\\frac{2}{3(x^2-2)^{2/3}} + \\sqrt{x^2-2}")[0] is False
+    assert judge("\\sqrt[3]{x - 5}", "(x - 5)^{1/3} + (x-5)^{1/3} - (x-5)^{1/3} + 10^{-3}x")[0] is False
+
+
+@pytest.mark.parametrize(
     ("completion", "answer"),
     [
         ("so 22 + 12 = 34\n##### 34", "34"),  # five hashes are the marker too
