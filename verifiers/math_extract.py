@@ -77,9 +77,18 @@ _NUMBER_WORDS = {
     )
 } | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
+# "two thirds": the word after a number that makes it a fraction, singular or plural
+_DENOMINATOR_WORDS = {
+    word + ending: value
+    for value, word in [(2, "half"), (3, "third"), (4, "quarter"), (4, "fourth"), (5, "fifth"), (6, "sixth"),
+                        (7, "seventh"), (8, "eighth"), (9, "ninth"), (10, "tenth")]  # fmt: skip
+    for ending in ("", "s")
+} | {"halves": 2}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree")
 _TEXT_UNIT_TAIL = re.compile(
-    r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)[A-Za-zµ]+(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
+    r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
+    r"[A-Za-zµ]+(?:/[A-Za-z]+)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
 )
 _SET_BUILDER = re.compile(
@@ -239,8 +248,8 @@ def _number_in_words(text: str) -> str | None:
             break
         index += 1
     number = total + current
-    if index < len(words) and words[index] in ("half", "halves") and number:
-        return f"\\frac{{{number}}}{{2}}"
+    if index < len(words) and words[index] in _DENOMINATOR_WORDS and number:
+        return f"\\frac{{{number}}}{{{_DENOMINATOR_WORDS[words[index]]}}}"
     return str(number)
 
 

@@ -107,6 +107,24 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
     assert judge(gold, honest)[0] is True
 
 
+@pytest.mark.parametrize(
+    ("completion", "gold", "expected"),
+    [
+        ("The answer is three quarters.", "\\frac{3}{4}", True),
+        ("The answer is three quarters.", "3", False),  # a fraction in words is not its numerator
+        ("The answer is two thirds.", "2", False),
+        ("The answer is one tenth.", "10", False),
+        ("\\boxed{3 - 4\\mathrm{i}}", "3-4i", True),  # an upright i is the imaginary unit
+        ("\\boxed{3 - 4\\mathrm{i}}", "3", False),  # not a unit to drop
+        ("\\boxed{45\\text{ km/h}}", "45", True),  # a unit with a slash is dropped
+        ("\\boxed{45\\text{ km/h or } 50}", "45", False),
+    ],
+)
+def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
+    verdict = verify(completion, {"answer": gold})
+    assert verdict.correct is expected, verdict.reason
+
+
 def test_complex_values_count_as_points_only_when_they_agree() -> None:
     # (x^2-2)^{2/3} is complex for x^2 < 2: equal expressions agree there, and those points count
     gold = "-\\frac{2(x^2+6)}{9(x^2-2)\\sqrt[3]{x^2-2}^2}"
