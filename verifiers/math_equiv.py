@@ -275,6 +275,10 @@ def equivalent(gold: Any, predicted: Any) -> bool:
         if isinstance(predicted, Bracketed) and predicted.opening == "(":
             return _unordered_equal(gold.items, predicted.items)
         return False
+    if isinstance(gold, Bracketed) and isinstance(predicted, Scalar) and _is_column(predicted.expr):
+        return _column_equal(gold, predicted.expr)
+    if isinstance(gold, Scalar) and _is_column(gold.expr) and isinstance(predicted, Bracketed):
+        return _column_equal(predicted, gold.expr)
     if isinstance(gold, Bracketed):
         return _bracketed_equal(gold, predicted)
     if isinstance(gold, SetValue):
@@ -297,6 +301,18 @@ def _as_equation(assignment: Assignment) -> Equation | None:
     if isinstance(value, Scalar) and _is_expression(value.expr) and _is_expression(assignment.label):
         return Equation(assignment.label - value.expr)
     return None
+
+
+def _is_column(value: Any) -> bool:
+    return _is_matrix(value) and value.cols == 1 and value.rows >= 2
+
+
+def _column_equal(vector: Bracketed, column: Any) -> bool:
+    """A column vector is the tuple of its entries, in order: `\\begin{pmatrix}1\\\\2\\end{pmatrix}` is `(1, 2)`
+    and `\\langle 1, 2\\rangle`; not `[1, 2]`, an interval, nor a set."""
+    if (vector.opening, vector.closing) != ("(", ")"):
+        return False
+    return _ordered_equal(vector.items, tuple(Scalar(entry) for entry in column))
 
 
 def _bracketed_equal(gold: Bracketed, predicted: Any) -> bool:

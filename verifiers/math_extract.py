@@ -76,6 +76,7 @@ _NUMBER_WORDS = {
         " seventeen eighteen nineteen".split()
     )
 } | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
 # "two thirds": the word after a number that makes it a fraction, singular or plural
 _DENOMINATOR_WORDS = {
@@ -197,6 +198,8 @@ def _after_last_cue(text: str) -> str | None:
         answer = _from_chunk(chunk)
         if answer:
             return answer
+        if _SHORT_WORDS.match(chunk.strip().strip("*").strip()) and not re.search(r"[0-9$\\]", rest[len(chunk) :]):
+            return chunk.strip().strip("*").strip()  # "the answer is yes.": words, compared as text, said last
     return None
 
 
@@ -224,7 +227,9 @@ def _from_chunk(chunk: str) -> str | None:
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     numbers = _NUMBER.findall(chunk)
-    return numbers[0] if numbers else _number_in_words(chunk)
+    if numbers:
+        return numbers[0]
+    return _number_in_words(chunk)
 
 
 def _number_in_words(text: str) -> str | None:

@@ -118,6 +118,15 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
         ("\\boxed{3 - 4\\mathrm{i}}", "3", False),  # not a unit to drop
         ("\\boxed{45\\text{ km/h}}", "45", True),  # a unit with a slash is dropped
         ("\\boxed{45\\text{ km/h or } 50}", "45", False),
+        ("The answer is yes.", "\\text{Yes}", True),  # a word answer after a cue, said last
+        ("The answer is yes or no.", "\\text{Yes}", False),  # a hedge in words
+        ("The answer is below. We get $x = 5$.", "5", True),  # words followed by math are not the answer
+        ("The answer is below. We get $x = 6$.", "5", False),
+        ("\\boxed{\\langle 1, 2 \\rangle}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),  # a column vector
+        ("\\boxed{(2, 1)}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # in order
+        ("\\boxed{[1, 2]}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # an interval is no vector
+        ("\\boxed{\\{1, 2\\}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+        ("\\boxed{\\begin{pmatrix} 1 & 2 \\end{pmatrix}}", "(1, 2)", False),  # a row is not a column
     ],
 )
 def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
