@@ -337,6 +337,8 @@ def _to_set(node: Any) -> Any:
             return None
     if isinstance(node, AnswerList) and all(isinstance(item, Scalar) for item in node.items):
         return sympy.FiniteSet(*[item.expr for item in node.items])
+    if isinstance(node, AnswerList) and all(isinstance(item, SetValue) for item in node.items):
+        return sympy.Union(*[item.value for item in node.items])  # `x < -1 or x > 1`
     if isinstance(node, Scalar) and isinstance(node.expr, sympy.Expr):
         return sympy.FiniteSet(node.expr)
     return None

@@ -59,7 +59,8 @@ _PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
 _OVERLINE_DECIMAL = re.compile(
-    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\overline\s*\{\s*(?P<repeating>[0-9]{1,30})\s*\}"
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)(?:\\(?:overline|bar)\s*\{\s*(?P<repeating>[0-9]{1,30})\s*\}"
+    r"|\((?P<bracketed>[0-9]{1,30})\))"  # `0.(3)`: the repeating block in parentheses
 )
 # one dotted digit repeats alone; two dotted digits bound the repeating block (`0.\dot{2}8571\dot{4}`)
 _DOT_DECIMAL = re.compile(
@@ -85,7 +86,10 @@ _DENOMINATOR_WORDS = {
                         (7, "seventh"), (8, "eighth"), (9, "ninth"), (10, "tenth")]  # fmt: skip
     for ending in ("", "s")
 } | {"halves": 2}
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree")
+_DEGREES = re.compile(
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*degrees?\s*\}|(?<=[0-9])\s+degrees?(?![A-Za-z])"
+    r"|\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree"
+)
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
@@ -371,7 +375,7 @@ def _repeating_decimals(text: str) -> str:
         numerator = base * period + int(repeating)
         return f"\\frac{{{numerator}}}{{{period * 10 ** len(fixed)}}}"
 
-    text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"]), text)
+    text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"] or m["bracketed"]), text)
     return _DOT_DECIMAL.sub(
         lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text
     )

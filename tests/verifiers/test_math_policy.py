@@ -127,6 +127,16 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
         ("\\boxed{[1, 2]}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # an interval is no vector
         ("\\boxed{\\{1, 2\\}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
         ("\\boxed{\\begin{pmatrix} 1 & 2 \\end{pmatrix}}", "(1, 2)", False),  # a row is not a column
+        ("\\boxed{0.\\bar{1}}", "\\frac{1}{9}", True),  # repeating decimals, as a bar or in parentheses
+        ("\\boxed{0.\\bar{1}}", "\\frac{1}{10}", False),
+        ("\\boxed{0.(1)}", "\\frac{1}{9}", True),
+        ("\\boxed{0.1(6)}", "\\frac{1}{6}", True),
+        ("\\boxed{0.1(6)}", "\\frac{1}{9}", False),
+        ("\\boxed{36 \\text{ degrees}}", "\\frac{\\pi}{5}", True),  # degrees in words convert as ^\\circ does
+        ("\\boxed{36 \\text{ degrees}}", "\\frac{\\pi}{6}", False),
+        ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1\\}}", "(-\\infty,-1)\\cup(1,\\infty)", True),
+        ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1 \\text{ or } x > 0\\}}", "(-\\infty,-1)\\cup(1,\\infty)", False),
+        ("\\boxed{x < -1 \\text{ or } x > 2}", "(-\\infty,-1)\\cup(1,\\infty)", False),
     ],
 )
 def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
