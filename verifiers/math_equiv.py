@@ -539,7 +539,18 @@ def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
 
 
 def _in_real_domain(expr: Any, point: dict[Any, Any]) -> bool:
-    """Every even root and logarithm inside `expr` has a real, non-negative argument at `point`."""
+    """Every even root and logarithm inside `expr` has a real, non-negative argument at `point`, and no
+    binomial coefficient `\\binom{n}{k}` has a negative integer as n, k or n - k (there its value is a convention, by
+    which `\\binom{n}{k} = \\binom{n}{n-k}` fails)."""
+    for binomial in expr.atoms(sympy.binomial):
+        top, bottom = binomial.args
+        for argument in (top, bottom, top - bottom) if binomial.free_symbols else ():
+            value = _evaluate(argument, point)
+            if value is None or not _is_real(value):
+                continue
+            real = value.as_real_imag()[0]
+            if real < 0 and float(real).is_integer():
+                return False
     for part in expr.atoms(sympy.Pow, sympy.log):
         if isinstance(part, sympy.Pow):
             exponent = part.exp

@@ -144,6 +144,15 @@ def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -
     assert verdict.correct is expected, verdict.reason
 
 
+def test_binomial_symmetry_holds_at_every_draw_and_a_shifted_binomial_is_caught() -> None:
+    # random points include negative integers, where the binomial's value is a convention without the symmetry
+    for _ in range(40):
+        assert judge("\\binom{n}{n-k}", "\\binom{n}{k}")[0] is True
+    assert judge("\\binom{n}{n-k}", "\\binom{n}{k+1}")[0] is False
+    assert judge("\\binom{n}{2}", "\\frac{n(n-1)}{2}")[0] is True
+    assert judge("\\binom{n}{2}", "\\frac{n(n+1)}{2}")[0] is False
+
+
 def test_complex_values_count_as_points_only_when_they_agree() -> None:
     # (x^2-2)^{2/3} is complex for x^2 < 2: equal expressions agree there, and those points count
     gold = "-\\frac{2(x^2+6)}{9(x^2-2)\\sqrt[3]{x^2-2}^2}"
