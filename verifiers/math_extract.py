@@ -4,12 +4,14 @@ What it does: text-level rules only (regular expressions and brace matching), in
 answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
 "Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
-number), a short bare answer, the last math span of the last sentence, the last number.
+number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
+bare answer, the last math span of the last sentence, the last number.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
-`0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}`
-and "all real numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition, angle
-brackets `\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign was present.
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as
+`1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder
+`\\{x \\mid x \\le 0\\}` as its condition, angle brackets `\\langle 1, 2 \\rangle` as a tuple. It reports
+whether a percent or a degree sign (or the word degrees) was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
