@@ -5,8 +5,11 @@ What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms 
   other expressions by evaluation at fixed points (some all-positive, some with negative values) and at
   points drawn at random per call, at 50 significant digits; points where either side is undefined or not
   real are skipped, so `\\log(a^2 b)` equals `2\\log a + \\log b` on their common real domain, while
-  `\\sqrt{x^2}` differs from `x`. An expression built to agree with the gold at the fixed points is caught
-  by the exact check or the random points.
+  `\\sqrt{x^2}` differs from `x`; complex values (an odd root of a negative number) that agree count
+  as points, and binomials are not sampled where their value is a convention (a negative integer n, k or
+  n - k). An expression built to agree with the gold at the fixed points is caught by the exact check or
+  the random points.
+- exact constants (no decimal in them) by their difference, resolved to 400 digits: `2^{2^{-1000}}` is not 1.
 - a decimal literal with at least 6 significant digits equals an exact value that rounds to it
   (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3).
 - percent: `28\\%` equals 28 and 0.28.
@@ -14,7 +17,8 @@ What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms 
   unions as sets; inequalities in one variable by their solution sets (`-x > -1` = `x < 1`); equations by
   proportional `lhs - rhs`; `x = 3` against `3` by its right side when the left side is a plain name; chains of
   equalities by their last side when every step holds (`1 = 2 = 17` and `5 = 17` are `Refused`, as is
-  `a \\approx b` unless the gold is an approximation too); matrices entry by entry; words by their letters,
+  `a \\approx b` unless the gold is an approximation too); inequalities joined by "or" by the union of their
+  solution sets; matrices entry by entry, a column vector as the tuple `(a, b)` of its entries; words by their letters,
   case-insensitively.
 
 What it does not do: prove identities beyond rational functions. For those, agreement at every sampled point
