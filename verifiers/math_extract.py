@@ -95,7 +95,7 @@ _DEGREES = re.compile(
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
-    r"[A-Za-zµ]+(?:/[A-Za-z]+)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
+    r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
 )
 _SET_BUILDER = re.compile(
@@ -335,7 +335,7 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = re.sub(r"^\\\[|\\\]$|^\\\(|\\\)$", "", text.strip()).strip()
     text = re.sub(r"(?<!\\)\$", " ", text)
     text = text.replace("\\$", " ").replace("€", " ").replace("£", " ").replace("¥", " ").replace("USD", " ")
-    text = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?", "", text)
+    text = re.sub(r"\\(?:left|right|middle|big|Big|bigg|Bigg)(?![A-Za-z])\.?", "", text)
     text = text.replace("\\displaystyle", " ").replace("\\limits", "")
     text = re.sub(r",\\!\s*", ",", text)
     text = re.sub(r"\s*\{\s*,\s*\}\s*", ",", text)  # 14{,}916

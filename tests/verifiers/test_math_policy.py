@@ -137,6 +137,13 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
         ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1\\}}", "(-\\infty,-1)\\cup(1,\\infty)", True),
         ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1 \\text{ or } x > 0\\}}", "(-\\infty,-1)\\cup(1,\\infty)", False),
         ("\\boxed{x < -1 \\text{ or } x > 2}", "(-\\infty,-1)\\cup(1,\\infty)", False),
+        ("\\boxed{\\left\\{x \\,\\middle|\\, x \\le 2\\right\\}}", "(-\\infty, 2]", True),  # \\middle is no \\mid
+        ("\\boxed{\\left\\{x \\,\\middle|\\, x < 2\\right\\}}", "(-\\infty, 2]", False),
+        ("\\boxed{9.8\\,\\mathrm{m/s^2}}", "9.8", True),
+        ("\\boxed{9.8\\,\\mathrm{m/s^2}}", "98", False),
+        ("No. The answer is no.", "\\text{No}", True),  # words match whatever their case
+        ("The answer is yes.", "\\text{No}", False),
+        ("The answer is Wednesday.", "\\text{Tuesday}", False),
     ],
 )
 def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
