@@ -40,7 +40,7 @@ _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\
 _SENTENCE_END = re.compile(r"(?<![0-9])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
-    r"|(?<![A-Za-z0-9_.])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
+    r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
     r"|[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?|\.[0-9]+)"
 )
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
@@ -93,7 +93,8 @@ _DEGREES = re.compile(
     r"|\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree"
 )
 _TEXT_UNIT_TAIL = re.compile(
-    r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
@@ -242,6 +243,12 @@ def _number_in_words(text: str) -> str | None:
     """The first number written in English words (`seventeen`, `twenty-one`, `one hundred`, `one half`)."""
     words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
     start = next((index for index, word in enumerate(words) if word in _NUMBER_WORDS), None)
+    article = next(
+        (at for at, word in enumerate(words[:-1]) if word in ("a", "an") and words[at + 1] in _DENOMINATOR_WORDS),
+        None,
+    )
+    if article is not None and (start is None or article < start):
+        return f"\\frac{{1}}{{{_DENOMINATOR_WORDS[words[article + 1]]}}}"  # "a third"
     if start is None:
         return None
     total, current, index = 0, 0, start
@@ -377,6 +384,7 @@ def _repeating_decimals(text: str) -> str:
         numerator = base * period + int(repeating)
         return f"\\frac{{{numerator}}}{{{period * 10 ** len(fixed)}}}"
 
+    text = re.sub(r"\\(overline|bar|dot)\s+([0-9])", r"\\\1{\2}", text)  # `0.\\dot 3` is `0.\\dot{3}`
     text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"] or m["bracketed"]), text)
     return _DOT_DECIMAL.sub(
         lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text

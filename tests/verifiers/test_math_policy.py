@@ -144,6 +144,14 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
         ("No. The answer is no.", "\\text{No}", True),  # words match whatever their case
         ("The answer is yes.", "\\text{No}", False),
         ("The answer is Wednesday.", "\\text{Tuesday}", False),
+        ("\\boxed{1.6 \\times 10^{-19}\\text{ C}}", "1.6\\times 10^{-19}", True),  # a unit after scientific notation
+        ("\\boxed{1.6 \\times 10^{-18}\\text{ C}}", "1.6\\times 10^{-19}", False),
+        ("\\boxed{0.\\dot 2}", "\\frac{2}{9}", True),  # a repeating digit without braces
+        ("\\boxed{0.\\dot 2}", "\\frac{1}{5}", False),
+        ("The answer is a third.", "\\frac{1}{3}", True),
+        ("The answer is a third.", "3", False),
+        ("The area is 12 cm^2.", "12", True),  # an exponent is not the answer
+        ("The area is 12 cm^2.", "2", False),
     ],
 )
 def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
