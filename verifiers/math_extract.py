@@ -70,6 +70,11 @@ _DOT_DECIMAL = re.compile(
     r"(?:(?P<rest>[0-9]{0,28}\\dot\s*\{\s*[0-9]\s*\}))?"
 )
 _E_NOTATION = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[eE]([+-]?[0-9]{1,6})")
+# `2.998e8 m/s`: e-notation, then at most one unit, never a word like "or"; one letter alone may be a variable
+_E_NOTATION_WITH_UNIT = re.compile(
+    _E_NOTATION.pattern
+    + r"(?:\s+(?!(?:or|and|to|plus|minus|times)\b)(?:[A-Za-zµ]{2,}|[A-Za-zµ]+/[A-Za-z]+)(?:\^\{?[23]\}?)?)?"
+)
 _REALS = re.compile(r"\\mathbb\s*(?:\{\s*R\s*\}|R)(?![A-Za-z^_])|ℝ(?![\^_])")
 _ANGLE_BRACKETS = re.compile(r"\\langle\s*((?:(?!\\rangle).)*?)\s*\\rangle|^<([^<>=]*,[^<>=]*)>$")
 _NUMBER_WORDS = {
@@ -366,7 +371,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = text.replace(" ", "")
     elif re.fullmatch(r"[+-]?[0-9]+,[0-9]{2}", text):
         text = text.replace(",", ".")  # decimal comma, as in "2,74"
-    elif (scientific := _E_NOTATION.fullmatch(text)) is not None:
+    elif (scientific := _E_NOTATION_WITH_UNIT.fullmatch(text)) is not None:
         # `1.5e3` as a whole answer is a number in e-notation; `2e` or `3e^2` keep `e` as Euler's number
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):

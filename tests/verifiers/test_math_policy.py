@@ -152,6 +152,10 @@ def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, hone
         ("The answer is a third.", "3", False),
         ("The area is 12 cm^2.", "12", True),  # an exponent is not the answer
         ("The area is 12 cm^2.", "2", False),
+        ("Final answer: 2.998e8 m/s", "2.998\\times 10^8", True),  # e-notation with a unit
+        ("Final answer: 2.998e9 m/s", "2.998\\times 10^8", False),
+        ("\\boxed{1e5 to 1e6}", "100000", False),
+        ("\\boxed{1.5e3 x}", "1500", False),  # one letter may be a variable, not a unit
     ],
 )
 def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
