@@ -40,11 +40,12 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
 _SCIENTIFIC = re.compile(r"([+-]?[0-9.]+)\s*\\times\s*10\s*\^\s*\{?\s*([+-]?[0-9]{1,4})\s*\}?")
+_WORDS_ANSWER = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+)*")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
 _INT_OR_DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _FRACTION_PART = r"(?:\{\s*[+-]?" + _INT_OR_DECIMAL + r"\s*\}|\s*[0-9])"  # {12} or a single digit
@@ -117,6 +118,8 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
     gold, predicted = _same_angle_unit(clean_answer(gold_answer), clean_answer(predicted_answer))
     if gold.text and _compact(gold.text) == _compact(predicted.text) and gold.percent == predicted.percent:
         return True, "same text as the gold answer"
+    if _WORDS_ANSWER.fullmatch(gold.text) and gold.text.lower() == predicted.text.strip().lower():
+        return True, "same words as the gold answer"  # `no` for `\\text{No}`: words, whatever their case
     try:
         gold_node = _read(gold)
     except TooLarge as error:

@@ -5,8 +5,11 @@ What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms 
   other expressions by evaluation at fixed points (some all-positive, some with negative values) and at
   points drawn at random per call, at 50 significant digits; points where either side is undefined or not
   real are skipped, so `\\log(a^2 b)` equals `2\\log a + \\log b` on their common real domain, while
-  `\\sqrt{x^2}` differs from `x`. An expression built to agree with the gold at the fixed points is caught
-  by the exact check or the random points.
+  `\\sqrt{x^2}` differs from `x`; complex values (an odd root of a negative number) that agree count
+  as points, and binomials are not sampled where their value is a convention (a negative integer n, k or
+  n - k). An expression built to agree with the gold at the fixed points is caught by the exact check or
+  the random points.
+- exact constants (no decimal in them) by their difference, resolved to 400 digits: `2^{2^{-1000}}` is not 1.
 - a decimal literal with at least 6 significant digits equals an exact value that rounds to it
   (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3).
 - percent: `28\\%` equals 28 and 0.28.
@@ -14,7 +17,8 @@ What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms 
   unions as sets; inequalities in one variable by their solution sets (`-x > -1` = `x < 1`); equations by
   proportional `lhs - rhs`; `x = 3` against `3` by its right side when the left side is a plain name; chains of
   equalities by their last side when every step holds (`1 = 2 = 17` and `5 = 17` are `Refused`, as is
-  `a \\approx b` unless the gold is an approximation too); matrices entry by entry; words by their letters,
+  `a \\approx b` unless the gold is an approximation too); inequalities joined by "or" by the union of their
+  solution sets; matrices entry by entry, a column vector as the tuple `(a, b)` of its entries; words by their letters,
   case-insensitively.
 
 What it does not do: prove identities beyond rational functions. For those, agreement at every sampled point
@@ -48,6 +52,7 @@ from verifiers.math_parse import (
 PRECISION = 50
 RELATIVE_TOLERANCE = sympy.Float("1e-30", PRECISION)
 MIN_VALID_POINTS = 3
+EXACT_WORKING_DIGITS = 400  # how far exact constants are resolved: a difference below 10^-400 counts as 0
 APPROXIMATION_TOLERANCE = sympy.Rational(1, 100)  # `a \\approx b` holds within 1 %
 RANDOM_POINTS = 4  # drawn per call, on top of the fixed points
 MAX_EXACT_SYMBOLS = 6
@@ -274,6 +279,10 @@ def equivalent(gold: Any, predicted: Any) -> bool:
         if isinstance(predicted, Bracketed) and predicted.opening == "(":
             return _unordered_equal(gold.items, predicted.items)
         return False
+    if isinstance(gold, Bracketed) and isinstance(predicted, Scalar) and _is_column(predicted.expr):
+        return _column_equal(gold, predicted.expr)
+    if isinstance(gold, Scalar) and _is_column(gold.expr) and isinstance(predicted, Bracketed):
+        return _column_equal(predicted, gold.expr)
     if isinstance(gold, Bracketed):
         return _bracketed_equal(gold, predicted)
     if isinstance(gold, SetValue):
@@ -298,6 +307,18 @@ def _as_equation(assignment: Assignment) -> Equation | None:
     return None
 
 
+def _is_column(value: Any) -> bool:
+    return _is_matrix(value) and value.cols == 1 and value.rows >= 2
+
+
+def _column_equal(vector: Bracketed, column: Any) -> bool:
+    """A column vector is the tuple of its entries, in order: `\\begin{pmatrix}1\\\\2\\end{pmatrix}` is `(1, 2)`
+    and `\\langle 1, 2\\rangle`; not `[1, 2]`, an interval, nor a set."""
+    if (vector.opening, vector.closing) != ("(", ")"):
+        return False
+    return _ordered_equal(vector.items, tuple(Scalar(entry) for entry in column))
+
+
 def _bracketed_equal(gold: Bracketed, predicted: Any) -> bool:
     if isinstance(predicted, Bracketed):
         if len(gold.items) == 2 and (gold.opening, gold.closing) != (predicted.opening, predicted.closing):
@@ -320,6 +341,8 @@ def _to_set(node: Any) -> Any:
             return None
     if isinstance(node, AnswerList) and all(isinstance(item, Scalar) for item in node.items):
         return sympy.FiniteSet(*[item.expr for item in node.items])
+    if isinstance(node, AnswerList) and all(isinstance(item, SetValue) for item in node.items):
+        return sympy.Union(*[item.value for item in node.items])  # `x < -1 or x > 1`
     if isinstance(node, Scalar) and isinstance(node.expr, sympy.Expr):
         return sympy.FiniteSet(node.expr)
     return None
@@ -460,6 +483,10 @@ def _exactly_equal(left: Any, right: Any, symbols: list[Any]) -> bool | None:
 
 
 def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
+    if decimal_places is None and not (left.has(sympy.Float) or right.has(sympy.Float)):
+        differ = _exact_constants_differ(left, right)
+        if differ:
+            return False
     a, b = _evaluate(left, {}), _evaluate(right, {})
     if a is None or b is None:
         return False
@@ -469,6 +496,26 @@ def _constants_equal(left: Any, right: Any, decimal_places: int | None) -> bool:
     if decimal_places is not None:
         return difference <= sympy.Rational(1, 2) * sympy.Integer(10) ** -decimal_places * (1 + sympy.Float("1e-9"))
     return False
+
+
+def _exact_constants_differ(left: Any, right: Any) -> bool | None:
+    """True when two exact constants differ, however little (`2^{2^{-1000}}` is not 1): their difference is
+    evaluated to full relative precision, with working precision raised as far as `EXACT_WORKING_DIGITS`
+    (sympy's adaptive `evalf`). None when no digit of the difference could be found (it is probably 0); then the
+    tolerance comparison decides, as for decimals."""
+    try:
+        difference = (left - right).evalf(PRECISION, maxn=EXACT_WORKING_DIGITS)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, RecursionError, AttributeError):
+        return None
+    if difference == 0:
+        return False
+    if not isinstance(difference, sympy.Expr) or not difference.is_number:
+        return None
+    for part in difference.as_real_imag():
+        # a Float carries the bits it could resolve: a cancelled difference comes back as `0.e-N`, 1 bit
+        if isinstance(part, sympy.Float) and part != 0 and part._prec >= PRECISION:
+            return True
+    return None
 
 
 def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
@@ -481,16 +528,33 @@ def _agree_at_points(left: Any, right: Any, symbols: list[Any]) -> bool:
         if not (_in_real_domain(left, point) and _in_real_domain(right, point)):
             continue
         a, b = _evaluate(left, point), _evaluate(right, point)
-        if a is None or b is None or not _is_real(a) or not _is_real(b):
+        if a is None or b is None:
             continue
-        if abs(a - b) > RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10:
+        close = abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b), 1) * 10**10
+        if not (_is_real(a) and _is_real(b)):
+            # complex here (an odd root of a negative number, on the principal branch): agreeing values count
+            # as evidence, a difference does not decide (either side may mean the real root)
+            valid += close and number < len(fixed)
+            continue
+        if not close:
             return False
         valid += number < len(fixed)
     return valid >= MIN_VALID_POINTS
 
 
 def _in_real_domain(expr: Any, point: dict[Any, Any]) -> bool:
-    """Every even root and logarithm inside `expr` has a real, non-negative argument at `point`."""
+    """Every even root and logarithm inside `expr` has a real, non-negative argument at `point`, and no
+    binomial coefficient `\\binom{n}{k}` has a negative integer as n, k or n - k (there its value is a convention, by
+    which `\\binom{n}{k} = \\binom{n}{n-k}` fails)."""
+    for binomial in expr.atoms(sympy.binomial):
+        top, bottom = binomial.args
+        for argument in (top, bottom, top - bottom) if binomial.free_symbols else ():
+            value = _evaluate(argument, point)
+            if value is None or not _is_real(value):
+                continue
+            real = value.as_real_imag()[0]
+            if real < 0 and float(real).is_integer():
+                return False
     for part in expr.atoms(sympy.Pow, sympy.log):
         if isinstance(part, sympy.Pow):
             exponent = part.exp

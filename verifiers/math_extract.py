@@ -4,12 +4,14 @@ What it does: text-level rules only (regular expressions and brace matching), in
 answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
 "Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
-number), a short bare answer, the last math span of the last sentence, the last number.
+number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
+bare answer, the last math span of the last sentence, the last number.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
-`0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}`
-and "all real numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition, angle
-brackets `\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign was present.
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as
+`1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder
+`\\{x \\mid x \\le 0\\}` as its condition, angle brackets `\\langle 1, 2 \\rangle` as a tuple. It reports
+whether a percent or a degree sign (or the word degrees) was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -38,7 +40,7 @@ _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\
 _SENTENCE_END = re.compile(r"(?<![0-9])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
-    r"|(?<![A-Za-z0-9_.])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
+    r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
     r"|[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?|\.[0-9]+)"
 )
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
@@ -59,7 +61,8 @@ _PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
 _OVERLINE_DECIMAL = re.compile(
-    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\overline\s*\{\s*(?P<repeating>[0-9]{1,30})\s*\}"
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)(?:\\(?:overline|bar)\s*\{\s*(?P<repeating>[0-9]{1,30})\s*\}"
+    r"|\((?P<bracketed>[0-9]{1,30})\))"  # `0.(3)`: the repeating block in parentheses
 )
 # one dotted digit repeats alone; two dotted digits bound the repeating block (`0.\dot{2}8571\dot{4}`)
 _DOT_DECIMAL = re.compile(
@@ -67,6 +70,11 @@ _DOT_DECIMAL = re.compile(
     r"(?:(?P<rest>[0-9]{0,28}\\dot\s*\{\s*[0-9]\s*\}))?"
 )
 _E_NOTATION = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[eE]([+-]?[0-9]{1,6})")
+# `2.998e8 m/s`: e-notation, then at most one unit, never a word like "or"; one letter alone may be a variable
+_E_NOTATION_WITH_UNIT = re.compile(
+    _E_NOTATION.pattern
+    + r"(?:\s+(?!(?:or|and|to|plus|minus|times)\b)(?:[A-Za-zµ]{2,}|[A-Za-zµ]+/[A-Za-z]+)(?:\^\{?[23]\}?)?)?"
+)
 _REALS = re.compile(r"\\mathbb\s*(?:\{\s*R\s*\}|R)(?![A-Za-z^_])|ℝ(?![\^_])")
 _ANGLE_BRACKETS = re.compile(r"\\langle\s*((?:(?!\\rangle).)*?)\s*\\rangle|^<([^<>=]*,[^<>=]*)>$")
 _NUMBER_WORDS = {
@@ -76,10 +84,24 @@ _NUMBER_WORDS = {
         " seventeen eighteen nineteen".split()
     )
 } | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree")
+# "two thirds": the word after a number that makes it a fraction, singular or plural
+_DENOMINATOR_WORDS = {
+    word + ending: value
+    for value, word in [(2, "half"), (3, "third"), (4, "quarter"), (4, "fourth"), (5, "fifth"), (6, "sixth"),
+                        (7, "seventh"), (8, "eighth"), (9, "ninth"), (10, "tenth")]  # fmt: skip
+    for ending in ("", "s")
+} | {"halves": 2}
+_DEGREES = re.compile(
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*degrees?\s*\}|(?<=[0-9])\s+degrees?(?![A-Za-z])"
+    r"|\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree"
+)
 _TEXT_UNIT_TAIL = re.compile(
-    r"^(?P<value>[^\\]*[0-9])\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)[A-Za-zµ]+(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
+    r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
+    r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
 )
 _SET_BUILDER = re.compile(
@@ -188,6 +210,8 @@ def _after_last_cue(text: str) -> str | None:
         answer = _from_chunk(chunk)
         if answer:
             return answer
+        if _SHORT_WORDS.match(chunk.strip().strip("*").strip()) and not re.search(r"[0-9$\\]", rest[len(chunk) :]):
+            return chunk.strip().strip("*").strip()  # "the answer is yes.": words, compared as text, said last
     return None
 
 
@@ -215,13 +239,21 @@ def _from_chunk(chunk: str) -> str | None:
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     numbers = _NUMBER.findall(chunk)
-    return numbers[0] if numbers else _number_in_words(chunk)
+    if numbers:
+        return numbers[0]
+    return _number_in_words(chunk)
 
 
 def _number_in_words(text: str) -> str | None:
     """The first number written in English words (`seventeen`, `twenty-one`, `one hundred`, `one half`)."""
     words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
     start = next((index for index, word in enumerate(words) if word in _NUMBER_WORDS), None)
+    article = next(
+        (at for at, word in enumerate(words[:-1]) if word in ("a", "an") and words[at + 1] in _DENOMINATOR_WORDS),
+        None,
+    )
+    if article is not None and (start is None or article < start):
+        return f"\\frac{{1}}{{{_DENOMINATOR_WORDS[words[article + 1]]}}}"  # "a third"
     if start is None:
         return None
     total, current, index = 0, 0, start
@@ -239,8 +271,8 @@ def _number_in_words(text: str) -> str | None:
             break
         index += 1
     number = total + current
-    if index < len(words) and words[index] in ("half", "halves") and number:
-        return f"\\frac{{{number}}}{{2}}"
+    if index < len(words) and words[index] in _DENOMINATOR_WORDS and number:
+        return f"\\frac{{{number}}}{{{_DENOMINATOR_WORDS[words[index]]}}}"
     return str(number)
 
 
@@ -315,7 +347,7 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = re.sub(r"^\\\[|\\\]$|^\\\(|\\\)$", "", text.strip()).strip()
     text = re.sub(r"(?<!\\)\$", " ", text)
     text = text.replace("\\$", " ").replace("€", " ").replace("£", " ").replace("¥", " ").replace("USD", " ")
-    text = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\.?", "", text)
+    text = re.sub(r"\\(?:left|right|middle|big|Big|bigg|Bigg)(?![A-Za-z])\.?", "", text)
     text = text.replace("\\displaystyle", " ").replace("\\limits", "")
     text = re.sub(r",\\!\s*", ",", text)
     text = re.sub(r"\s*\{\s*,\s*\}\s*", ",", text)  # 14{,}916
@@ -339,7 +371,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = text.replace(" ", "")
     elif re.fullmatch(r"[+-]?[0-9]+,[0-9]{2}", text):
         text = text.replace(",", ".")  # decimal comma, as in "2,74"
-    elif (scientific := _E_NOTATION.fullmatch(text)) is not None:
+    elif (scientific := _E_NOTATION_WITH_UNIT.fullmatch(text)) is not None:
         # `1.5e3` as a whole answer is a number in e-notation; `2e` or `3e^2` keep `e` as Euler's number
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
@@ -357,7 +389,8 @@ def _repeating_decimals(text: str) -> str:
         numerator = base * period + int(repeating)
         return f"\\frac{{{numerator}}}{{{period * 10 ** len(fixed)}}}"
 
-    text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"]), text)
+    text = re.sub(r"\\(overline|bar|dot)\s+([0-9])", r"\\\1{\2}", text)  # `0.\\dot 3` is `0.\\dot{3}`
+    text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"] or m["bracketed"]), text)
     return _DOT_DECIMAL.sub(
         lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text
     )

@@ -95,6 +95,93 @@ def test_a_non_polynomial_built_on_the_fixed_points_is_wrong_every_time() -> Non
 
 
 @pytest.mark.parametrize(
+    ("gamed", "honest", "gold"),
+    [
+        ("\\sqrt{2} + 10^{-40}", "\\frac{2}{\\sqrt{2}}", "\\sqrt{2}"),  # below any float tolerance
+        ("[2^{\\frac{1}{2^{1000}}}, \\infty)", "[\\sqrt{1}, \\infty)", "[1, \\infty)"),
+        ("\\pi + 2^{-300}", "4\\arctan(1)", "\\pi"),
+    ],
+)
+def test_exact_constants_that_differ_by_a_tiny_amount_are_wrong(gamed: str, honest: str, gold: str) -> None:
+    assert judge(gold, gamed)[0] is False
+    assert judge(gold, honest)[0] is True
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "expected"),
+    [
+        ("The answer is three quarters.", "\\frac{3}{4}", True),
+        ("The answer is three quarters.", "3", False),  # a fraction in words is not its numerator
+        ("The answer is two thirds.", "2", False),
+        ("The answer is one tenth.", "10", False),
+        ("\\boxed{3 - 4\\mathrm{i}}", "3-4i", True),  # an upright i is the imaginary unit
+        ("\\boxed{3 - 4\\mathrm{i}}", "3", False),  # not a unit to drop
+        ("\\boxed{45\\text{ km/h}}", "45", True),  # a unit with a slash is dropped
+        ("\\boxed{45\\text{ km/h or } 50}", "45", False),
+        ("The answer is yes.", "\\text{Yes}", True),  # a word answer after a cue, said last
+        ("The answer is yes or no.", "\\text{Yes}", False),  # a hedge in words
+        ("The answer is below. We get $x = 5$.", "5", True),  # words followed by math are not the answer
+        ("The answer is below. We get $x = 6$.", "5", False),
+        ("\\boxed{\\langle 1, 2 \\rangle}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),  # a column vector
+        ("\\boxed{(2, 1)}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # in order
+        ("\\boxed{[1, 2]}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),  # an interval is no vector
+        ("\\boxed{\\{1, 2\\}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+        ("\\boxed{\\begin{pmatrix} 1 & 2 \\end{pmatrix}}", "(1, 2)", False),  # a row is not a column
+        ("\\boxed{0.\\bar{1}}", "\\frac{1}{9}", True),  # repeating decimals, as a bar or in parentheses
+        ("\\boxed{0.\\bar{1}}", "\\frac{1}{10}", False),
+        ("\\boxed{0.(1)}", "\\frac{1}{9}", True),
+        ("\\boxed{0.1(6)}", "\\frac{1}{6}", True),
+        ("\\boxed{0.1(6)}", "\\frac{1}{9}", False),
+        ("\\boxed{36 \\text{ degrees}}", "\\frac{\\pi}{5}", True),  # degrees in words convert as ^\\circ does
+        ("\\boxed{36 \\text{ degrees}}", "\\frac{\\pi}{6}", False),
+        ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1\\}}", "(-\\infty,-1)\\cup(1,\\infty)", True),
+        ("\\boxed{\\{x \\mid x < -1 \\text{ or } x > 1 \\text{ or } x > 0\\}}", "(-\\infty,-1)\\cup(1,\\infty)", False),
+        ("\\boxed{x < -1 \\text{ or } x > 2}", "(-\\infty,-1)\\cup(1,\\infty)", False),
+        ("\\boxed{\\left\\{x \\,\\middle|\\, x \\le 2\\right\\}}", "(-\\infty, 2]", True),  # \\middle is no \\mid
+        ("\\boxed{\\left\\{x \\,\\middle|\\, x < 2\\right\\}}", "(-\\infty, 2]", False),
+        ("\\boxed{9.8\\,\\mathrm{m/s^2}}", "9.8", True),
+        ("\\boxed{9.8\\,\\mathrm{m/s^2}}", "98", False),
+        ("No. The answer is no.", "\\text{No}", True),  # words match whatever their case
+        ("The answer is yes.", "\\text{No}", False),
+        ("The answer is Wednesday.", "\\text{Tuesday}", False),
+        ("\\boxed{1.6 \\times 10^{-19}\\text{ C}}", "1.6\\times 10^{-19}", True),  # a unit after scientific notation
+        ("\\boxed{1.6 \\times 10^{-18}\\text{ C}}", "1.6\\times 10^{-19}", False),
+        ("\\boxed{0.\\dot 2}", "\\frac{2}{9}", True),  # a repeating digit without braces
+        ("\\boxed{0.\\dot 2}", "\\frac{1}{5}", False),
+        ("The answer is a third.", "\\frac{1}{3}", True),
+        ("The answer is a third.", "3", False),
+        ("The area is 12 cm^2.", "12", True),  # an exponent is not the answer
+        ("The area is 12 cm^2.", "2", False),
+        ("Final answer: 2.998e8 m/s", "2.998\\times 10^8", True),  # e-notation with a unit
+        ("Final answer: 2.998e9 m/s", "2.998\\times 10^8", False),
+        ("\\boxed{1e5 to 1e6}", "100000", False),
+        ("\\boxed{1.5e3 x}", "1500", False),  # one letter may be a variable, not a unit
+    ],
+)
+def test_words_and_upright_letters(completion: str, gold: str, expected: bool) -> None:
+    verdict = verify(completion, {"answer": gold})
+    assert verdict.correct is expected, verdict.reason
+
+
+def test_binomial_symmetry_holds_at_every_draw_and_a_shifted_binomial_is_caught() -> None:
+    # random points include negative integers, where the binomial's value is a convention without the symmetry
+    for _ in range(40):
+        assert judge("\\binom{n}{n-k}", "\\binom{n}{k}")[0] is True
+    assert judge("\\binom{n}{n-k}", "\\binom{n}{k+1}")[0] is False
+    assert judge("\\binom{n}{2}", "\\frac{n(n-1)}{2}")[0] is True
+    assert judge("\\binom{n}{2}", "\\frac{n(n+1)}{2}")[0] is False
+
+
+def test_complex_values_count_as_points_only_when_they_agree() -> None:
+    # (x^2-2)^{2/3} is complex for x^2 < 2: equal expressions agree there, and those points count
+    gold = "-\\frac{2(x^2+6)}{9(x^2-2)\\sqrt[3]{x^2-2}^2}"
+    assert judge(gold, "-\\frac{8x^2}{9(x^2-2)^{5/3}}+\\frac{2}{3(x^2-2)^{2/3}}")[0] is True
+    # an impostor equal only where the expression is complex is still caught at the real points
+    assert judge(gold, "-\\frac{8x^2}{9(x^2-2)^{5/3}}+\\frac{2}{3(x^2-2)^{2/3}} + \\sqrt{x^2-2}")[0] is False
+    assert judge("\\sqrt[3]{x - 5}", "(x - 5)^{1/3} + (x-5)^{1/3} - (x-5)^{1/3} + 10^{-3}x")[0] is False
+
+
+@pytest.mark.parametrize(
     ("completion", "answer"),
     [
         ("so 22 + 12 = 34\n##### 34", "34"),  # five hashes are the marker too
