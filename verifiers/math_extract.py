@@ -89,8 +89,18 @@ _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
 # "two thirds": the word after a number that makes it a fraction, singular or plural
 _DENOMINATOR_WORDS = {
     word + ending: value
-    for value, word in [(2, "half"), (3, "third"), (4, "quarter"), (4, "fourth"), (5, "fifth"), (6, "sixth"),
-                        (7, "seventh"), (8, "eighth"), (9, "ninth"), (10, "tenth")]  # fmt: skip
+    for value, word in [
+        (2, "half"),
+        (3, "third"),
+        (4, "quarter"),
+        (4, "fourth"),
+        (5, "fifth"),
+        (6, "sixth"),
+        (7, "seventh"),
+        (8, "eighth"),
+        (9, "ninth"),
+        (10, "tenth"),
+    ]  # fmt: skip
     for ending in ("", "s")
 } | {"halves": 2}
 _DEGREES = re.compile(
