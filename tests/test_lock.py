@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sysconfig
 import tomllib
 from importlib import metadata
 from types import ModuleType
@@ -69,7 +70,11 @@ def test_this_environment_has_the_locked_versions() -> None:
     except metadata.PackageNotFoundError:
         pytest.skip("not a CPU install made by scripts/setup.sh")
     pins = _pins("cpu")
-    installed = {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
+    # The environment's own site-packages: once setuptools is imported, sys.path also holds its vendored copies.
+    site_packages = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions(path=site_packages)
+    }
     wrong = {
         name: (pinned, installed[name])
         for name, pinned in pins.items()
