@@ -268,6 +268,7 @@ def _common_arguments(config: TrainConfig, output_dir: str, seed: int) -> dict[s
 
     use_cpu = config.use_cpu if config.use_cpu is not None else not torch.cuda.is_available()
     return {
+        **_mixed_precision(use_cpu),
         "output_dir": output_dir,
         "seed": seed,
         "data_seed": seed,
@@ -278,6 +279,17 @@ def _common_arguments(config: TrainConfig, output_dir: str, seed: int) -> dict[s
         "report_to": "none",
         "dataloader_num_workers": 0,
     }
+
+
+def _mixed_precision(use_cpu: bool) -> dict[str, Any]:
+    """TRL's trainers autocast to bf16 by default. A CPU without bf16 instructions (AVX512-BF16 or AMX) emulates
+    bf16 arithmetic, several times slower than float32, so there training stays in the model's dtype.
+    `train.trl_args: {bf16: true}` still turns it on."""
+    import torch
+
+    if not use_cpu or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        return {}
+    return {"bf16": False}
 
 
 def _load(model: Any, tokenizer: Any) -> tuple[Any, Any]:

@@ -65,3 +65,15 @@ def test_smollm2s_default_system_message_is_found_and_reported(smollm2: Path) ->
     assert default_system_message(tokenizer) == default
     assert f"the chat template's default system message is used: {default!r}" in prompting_note(tokenizer, None)
     assert f"replacing the chat template's default {default!r}" in prompting_note(tokenizer, "Be brief.")
+
+
+def test_cpu_training_autocasts_to_bf16_only_where_the_cpu_has_bf16_instructions(tmp_path: Path) -> None:
+    import torch
+    from trl import GRPOConfig, SFTConfig
+
+    from stages.train import _common_arguments
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    arguments = _common_arguments(TrainConfig(use_cpu=True), str(tmp_path), seed=0)
+    assert SFTConfig(**arguments).bf16 is native and GRPOConfig(**arguments).bf16 is native
+    assert SFTConfig(**arguments | {"bf16": True}).bf16  # train.trl_args win over this default
