@@ -48,8 +48,7 @@ def test_one_round_of_the_demo_raises_held_out_accuracy(demo_run: tuple[Path, st
     assert "held-out accuracy per round" in stdout
     accuracy = [manifest["metrics"]["pass@1"] for manifest in _manifests(run / "rounds")]
     assert accuracy[0] > 0.4, accuracy  # the warm start learned something
-    # Measured with the locked dependencies: 0.916 -> 0.956. (0.642 -> 0.848 with the unpinned versions of before;
-    # the stronger warm start leaves less to gain.)
+    # Measured with the locked dependencies, training in float32: 0.892 -> 0.972.
     assert accuracy[1] > accuracy[0] + 0.02, accuracy
 
 
@@ -69,4 +68,4 @@ def test_one_grpo_round_of_the_grpo_demo_raises_held_out_accuracy(demo_run: tupl
     assert accuracy[0] == pytest.approx(warm_start_accuracy, abs=0.004)  # the same model, greedy on the same problems
     assert manifests[1]["metrics"]["grpo_problems"] > 500  # trained on the informative problems of the round
     assert manifests[1]["metrics"]["grpo_reward_last"] > manifests[1]["metrics"]["grpo_reward_first"]
-    assert accuracy[1] > accuracy[0] + 0.02, accuracy  # measured with the locked dependencies: 0.916 -> 0.940
+    assert accuracy[1] > accuracy[0] + 0.02, accuracy  # measured: 0.892 -> 0.920
