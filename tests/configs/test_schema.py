@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-from types import ModuleType
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from configs import CURATION_FILTERS, CurateConfig, RunConfig, schema
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 MODELS = [
     model
@@ -20,14 +18,6 @@ MODELS = [
     and model.__module__ == schema.__name__
     and model is not schema.Strict
 ]
-
-
-def _reference_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("config_reference", REPO / "scripts" / "config_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_schema_has_the_models_a_run_config_nests() -> None:
@@ -42,13 +32,13 @@ def test_every_model_and_field_is_described(model: type[BaseModel]) -> None:
 
 
 def test_the_committed_reference_is_what_the_schema_generates() -> None:
-    script = _reference_script()
+    script = load_script("config_reference")
     committed = (REPO / "configs" / "REFERENCE.md").read_text()
     assert committed == script.render_reference(), "configs/REFERENCE.md is stale: python scripts/config_reference.py"
 
 
 def test_the_reference_covers_every_model_reachable_from_run_config() -> None:
-    text = _reference_script().render_reference()
+    text = load_script("config_reference").render_reference()
     for model in MODELS:
         assert f"## {model.__name__}\n" in text
     assert '| `filters` | list of `"cannot_judge"`' in text

@@ -5,7 +5,6 @@ shown while a round runs."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import subprocess
@@ -21,15 +20,7 @@ import pytest
 from flows.cli import main
 from flows.report import REPORT_FILE, artifact_key
 from storage import RunStore
-from tests.conftest import REPO, CommittedRun
-
-
-def _screenshot_script() -> Any:
-    spec = importlib.util.spec_from_file_location("screenshot_report", REPO / "scripts" / "screenshot_report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import REPO, CommittedRun, load_script
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +104,7 @@ def test_each_round_publishes_a_markdown_artifact(tiny_run: Path) -> None:
 
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tiny_run: Path, tmp_path: Path) -> None:
-    script = _screenshot_script()
+    script = load_script("screenshot_report")
     if script.find_chromium() is None:
         pytest.skip("chromium is not installed: apt-get install chromium (scripts/setup.sh does it as root)")
     out = tmp_path / "report.png"
