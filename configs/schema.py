@@ -309,6 +309,12 @@ class EngineConfig(Strict):
         description="Run the model without torch.compile (vLLM's enforce_eager): an engine starts in seconds "
         "instead of a minute of compiling on CPU, and decodes slower. For small models and quick runs.",
     )
+    core_in_process: bool = Field(
+        default=False,
+        description="Run vLLM's engine core in the flow's process (VLLM_ENABLE_V1_MULTIPROCESSING=0) instead of a "
+        "process of its own (vLLM's default, which overlaps scheduling with the model): each engine start then "
+        "skips a second import of vLLM and torch, tens of seconds on a busy CPU. For small models and quick runs.",
+    )
     extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
 
 

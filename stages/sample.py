@@ -168,6 +168,8 @@ class Sampler:
         if not cuda:
             # vLLM's CPU backend reads its KV cache size only from the environment.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{engine.kv_cache_space_gib:g}")
+        # Read by vLLM when an engine starts; set either way, so one engine's choice does not leak into the next.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if engine.core_in_process else "1"
         from vllm import LLM
 
         self.model_path = model_path

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 os.environ.setdefault("FLYWHEEL_HOME", tempfile.mkdtemp(prefix="flywheel-test-home-"))
 from flows.env import configure_environment  # noqa: E402
 from storage.gguf import convert_gguf, smollm2_gguf  # noqa: E402
+from tests.prefect_server import prefect_server  # noqa: E402
 
 configure_environment()
 
@@ -66,10 +68,10 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
         "store": str(store),
         "rounds": 1,
         "model": {"init": "tiny-arithmetic", "dtype": "float32", "max_model_len": 32},
-        # The tests start dozens of engines. Compiling takes about a minute on CPU, and a worker process of its
-        # own another import of vLLM; tests/stages/test_sample.py and the demo tests keep vLLM's defaults
-        # (compiled, a worker process).
-        "engine": {"enforce_eager": True, "extra": {"distributed_executor_backend": "uni"}},
+        # The tests start dozens of engines. Compiling takes about a minute on CPU, and an engine-core or worker
+        # process of its own another import of vLLM; tests/stages/test_sample.py and the demo tests keep vLLM's
+        # defaults (compiled, an engine-core process and a worker process).
+        "engine": {"enforce_eager": True, "core_in_process": True, "extra": {"distributed_executor_backend": "uni"}},
         "problems": {"arithmetic": {"digits": 2, "n_seed": 64, "n_test": 24, "n_train": 120}},
         "warm_start": {"max_steps": 20, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
         "select": {"problems_per_round": 40},
@@ -92,6 +94,29 @@ def run_flywheel(
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """One real Prefect server for the session when it runs flows (tests/flows): every command a test starts, and
+    this process, report to it. Without it each command starts a temporary server of its own, tens of seconds
+    per command on a busy CPU. A PREFECT_API_URL set by the user is never used."""
+    if not any(Path(str(item.path)).parent.name == "flows" for item in request.session.items):
+        yield None
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            with temporary_settings({PREFECT_API_URL: url}):
+                yield url
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
 
 
 @pytest.fixture

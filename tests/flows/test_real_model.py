@@ -29,7 +29,11 @@ def test_one_tiny_round_on_smollm2(smollm2: Path, tmp_path: Path) -> None:
         "rounds": 1,
         # 256-token engine steps: 16 prompts of ~40 tokens need several, so a prefill would be chunked if it could
         "model": {"path": str(smollm2), "dtype": "float32", "max_model_len": 256},
-        "engine": {"enforce_eager": True, "extra": {"max_num_batched_tokens": 256}},
+        "engine": {
+            "enforce_eager": True,
+            "core_in_process": True,
+            "extra": {"max_num_batched_tokens": 256, "distributed_executor_backend": "uni"},
+        },
         "problems": {"arithmetic": {"digits": 1, "n_seed": 8, "n_test": 6, "n_train": 20}},
         # one step on the labelled seed split, so round 1 has SFT data even if no sample is correct
         "warm_start": {"max_steps": 1, "warmup_steps": 0, "per_device_train_batch_size": 4, **model_only},

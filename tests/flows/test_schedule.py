@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from tests.conftest import PROCESS_TOKEN, REPO, processes_with, tiny_config
+from tests.prefect_server import free_port, stop, wait_for
 
 DEPLOYMENT = "flywheel-scheduled-rounds/nightly"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(**changes: str) -> dict[str, str]:
@@ -36,74 +27,11 @@ def _env(**changes: str) -> dict[str, str]:
     return env | changes
 
 
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            found += [int(child), *_descendants(int(child))]
-    return found
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT first (a runner pauses its schedule then), then SIGKILL for whatever of its tree is left."""
-    tree = _descendants(process.pid)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-    for pid in [process.pid, *tree]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait()
-
-
-def _wait_for(what: str, check: object, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        if process.poll() is not None:
-            pytest.fail(f"{what}: the process exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        time.sleep(1)
-    pytest.fail(f"{what}: not within {seconds:.0f} s:\n{log.read_text()[-4000:]}")
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `prefect server start`, its scheduler visiting deployments every second instead of every minute."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    url = f"http://127.0.0.1:{_free_port()}/api"
-    log = home / "server.log"
-    port = url.rsplit(":", 1)[1].removesuffix("/api")
-    environment = _env(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
-    )
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for("prefect server start", lambda: _healthy(url), server, log, 120)
-        yield url
-    finally:
-        _stop(server)
+def prefect_server(prefect_api: str | None) -> str:
+    """The session's real Prefect server (tests/conftest.py), its scheduler visiting deployments every second."""
+    assert prefect_api is not None
+    return prefect_api
 
 
 def _running_spans(client: Any, flow_run_id: Any) -> list[tuple[float, float]]:
@@ -153,7 +81,7 @@ def test_the_scheduler_triggers_rounds_one_at_a_time_and_ctrl_c_pauses_it(prefec
             return (run / "HEAD").exists() and "Completed" in states and "AwaitingConcurrencySlot" in states
 
         try:
-            _wait_for(
+            wait_for(
                 "round 0 committed, a later trigger waiting", round_0_committed_and_a_trigger_waited, serving, log, 600
             )
             deployment = client.read_deployment_by_name(DEPLOYMENT)
@@ -162,7 +90,7 @@ def test_the_scheduler_triggers_rounds_one_at_a_time_and_ctrl_c_pauses_it(prefec
             ]
             assert not deployment.paused
         finally:
-            _stop(serving)
+            stop(serving)
         runs = flow_runs()
         assert runs and all(flow_run.auto_scheduled for flow_run in runs), "every run was created by the scheduler"
         completed = [flow_run for flow_run in runs if flow_run.state_name == "Completed"]
@@ -209,7 +137,7 @@ def test_without_a_server_it_says_how_to_start_one(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_server_is_named(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     result = _schedule(tmp_path, "0 3 * * *", PREFECT_API_URL=url)
     assert result.returncode == 2, result.stderr
     assert f"cannot reach the Prefect server at {url} (PREFECT_API_URL)" in result.stderr
