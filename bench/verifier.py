@@ -37,7 +37,11 @@ from verifiers.pool import VerifierPool, VerifyCall
 from verifiers.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CASES = ["../shared/bench/verifier_cases.jsonl", "bench/data/verifier_cases_heldout.jsonl"]
+DEFAULT_CASES = [
+    "../shared/bench/verifier_cases.jsonl",
+    "bench/data/verifier_cases_heldout.jsonl",
+    "bench/data/verifier_cases_graders.jsonl",
+]
 POLICY_OVERLAY = "bench/data/policy_overlay.jsonl"
 SYSTEMS = {
     "flywheel": "math",
