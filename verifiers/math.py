@@ -40,7 +40,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")

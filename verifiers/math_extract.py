@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TAIL_CHARS = 6000  # answers sit at the end; only the tail of a runaway completion is searched
@@ -54,10 +55,10 @@ _UNIT_TAIL = re.compile(
 )
 _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
-    "arcsin", "arccos", "arctan", "infty", "inf", "lg",
+    "arcsin", "arccos", "arctan", "infty", "inf", "lg", "percent", "percentage", "pct",
 }  # fmt: skip
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
-_PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
+_PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
 _OVERLINE_DECIMAL = re.compile(
@@ -69,6 +70,15 @@ _DOT_DECIMAL = re.compile(
     r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\dot\s*\{\s*(?P<first>[0-9])\s*\}"
     r"(?:(?P<rest>[0-9]{0,28}\\dot\s*\{\s*[0-9]\s*\}))?"
 )
+# `4 4/9`, `-1 000 4/9`: a whole number, one space, a proper fraction (the whole answer)
+_MIXED_NUMBER = re.compile(
+    r"(?P<sign>[+-]?)(?P<whole>[0-9]{1,3}(?: [0-9]{3})+|[0-9]+) (?P<numerator>[0-9]+)/(?P<denominator>[0-9]+)"
+)
+# `0.111\ldots`, `0.1666...`: digits whose tail repeats, then an ellipsis
+_ELLIPSIS_DECIMAL = re.compile(
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<digits>[0-9]{2,30})\s*(?:\\[lc]?dots(?![A-Za-z])|\.\.\.)"
+)
+_PARENTHESIZED_UNIT = re.compile(r"^(?P<value>.*?[0-9}])\s*\((?P<unit>[A-Za-zµ]{2,}(?:\s+[A-Za-z]+){0,2})\)$")
 _E_NOTATION = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[eE]([+-]?[0-9]{1,6})")
 # `2.998e8 m/s`: e-notation, then at most one unit, never a word like "or"; one letter alone may be a variable
 _E_NOTATION_WITH_UNIT = re.compile(
@@ -109,7 +119,7 @@ _DEGREES = re.compile(
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
-    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
@@ -375,7 +385,9 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = text.strip().rstrip(".").rstrip("\\").strip()
     text = _strip_units(text)
     text = re.sub(r"^\\?\"|\\?\"$", "", text).strip()
-    if _THOUSANDS.match(text):
+    if (mixed := _MIXED_NUMBER.fullmatch(text)) is not None:
+        text = _mixed_number(mixed)
+    elif _THOUSANDS.match(text):
         text = text.replace(",", "")
     elif _SPACE_THOUSANDS.match(text):
         text = text.replace(" ", "")
@@ -401,6 +413,7 @@ def _repeating_decimals(text: str) -> str:
 
     text = re.sub(r"\\(overline|bar|dot)\s+([0-9])", r"\\\1{\2}", text)  # `0.\\dot 3` is `0.\\dot{3}`
     text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"] or m["bracketed"]), text)
+    text = _ELLIPSIS_DECIMAL.sub(lambda m: _ellipsis_fraction(m, fraction), text)
     return _DOT_DECIMAL.sub(
         lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text
     )
@@ -421,9 +434,33 @@ def _unwrap_text_macros(text: str) -> str:
     return text
 
 
+def _mixed_number(match: re.Match[str]) -> str:
+    """`4 4/9` as the fraction `\\frac{40}{9}`; an improper or undefined fraction (`11 7/6`, `4 0/0`) is no
+    mixed number and stays as written."""
+    whole = int(match["whole"].replace(" ", ""))
+    numerator, denominator = int(match["numerator"]), int(match["denominator"])
+    if not 0 <= numerator < denominator:
+        return match.group(0)
+    sign = "-" if match["sign"] == "-" else ""
+    return f"{sign}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+
+def _ellipsis_fraction(match: re.Match[str], fraction: Callable[[str, str, str], str]) -> str:
+    """`0.111\\ldots` as 1/9, `0.1666...` as 1/6: the shortest block that repeats at least twice to the end
+    (a single digit at least twice too); digits without such a block (`3.14159...`) stay as written."""
+    digits = match["digits"]
+    for period in range(1, len(digits) // 2 + 1):
+        for fixed in range(len(digits) - 2 * period + 1):
+            tail = digits[fixed:]
+            if all(tail[at] == tail[at % period] for at in range(len(tail))):
+                return fraction(match["whole"], digits[:fixed], tail[:period])
+    return match.group(0)
+
+
 def _strip_units(text: str) -> str:
-    """`15 cm^2`, `125 miles`, `58 square units` -> the number; words that are math (`\\pi`, `x`) stay."""
-    match = _UNIT_TAIL.match(text)
+    """`15 cm^2`, `125 miles`, `58 square units`, `6 (cm)` -> the number; words that are math (`\\pi`, `x`)
+    stay."""
+    match = _UNIT_TAIL.match(text) or _PARENTHESIZED_UNIT.match(text)
     if match is None:
         return text
     value, unit = match.group("value").strip(), match.group("unit").strip()
