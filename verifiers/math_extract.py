@@ -94,6 +94,8 @@ _NUMBER_WORDS = {
         " seventeen eighteen nineteen".split()
     )
 } | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_STATED_VALUE = re.compile(r"\b(?:is|are|equals)\s+(?P<value>[^.]+?)\s*\.?$", re.IGNORECASE)
+_DEGREES_AFTER_SPAN = re.compile(r"\s*(?:degrees?(?![A-Za-z])|°)")
 _SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
 # "two thirds": the word after a number that makes it a fraction, singular or plural
@@ -314,6 +316,12 @@ def _from_short(text: str) -> str | None:
     numbers = _NUMBER.findall(text)
     if numbers:
         return numbers[-1]
+    # "The probability is one half.": a short sentence without digits ends with its value, in words
+    stated = _STATED_VALUE.search(text)
+    if stated is not None:
+        value = stated.group("value").strip()
+        if (in_words := _number_in_words(value)) is not None or _SHORT_WORDS.match(value):
+            return in_words or value
     return text
 
 
@@ -334,6 +342,8 @@ def _joined_math_spans(text: str) -> str | None:
     if not spans:
         return None
     contents = [next(group for group in span.groups() if group is not None).strip() for span in spans]
+    if _DEGREES_AFTER_SPAN.match(text, spans[-1].end()):
+        contents[-1] += "^\\circ"  # "$30$ degrees": the unit written after the span belongs to the answer
     gaps = [text[left.end() : right.start()] for left, right in zip(spans, spans[1:], strict=False)]
     outside = _MATH_SPAN.sub(" ", text)
     if all(_SEPARATOR_TEXT.match(gap) for gap in gaps) or _is_unit_text(outside):
