@@ -64,6 +64,11 @@ _NUMBER_LITERAL = re.compile(
 )
 
 
+# one-letter unit symbols: grams, metres, seconds, litres, joules, newtons, watts, volts, amperes, kelvin, molar,
+# hours, coulombs, farads, teslas
+_UNIT_SYMBOL_TAIL = re.compile(r"(?P<value>[+-]?[0-9.]+(?:[eE][+-]?[0-9]{1,4})?)\s+(?P<unit>[gmsLJNWVAKMhCFT])")
+
+
 class GoldUnreadable(ValueError):
     """The gold answer is neither math this verifier reads nor plain words."""
 
@@ -128,6 +133,8 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
         return None, f"cannot judge: gold answer {gold.text[:80]!r} cannot be parsed"
     if isinstance(gold_node, Refused):
         return None, f"cannot judge: gold answer {gold.text[:80]!r} {gold_node.why}"
+    if _is_number_gold(gold, gold_node):
+        predicted = _without_unit_symbol(predicted)
     try:
         predicted_node = _read(predicted, gold=False)
     except TooLarge as error:
@@ -139,6 +146,16 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
     if equivalent(gold_node, predicted_node):
         return True, "equivalent to the gold answer"
     return False, f"{predicted.text[:80]!r} is not equivalent to {gold.text[:80]!r}"
+
+
+def _without_unit_symbol(predicted: CleanAnswer) -> CleanAnswer:
+    """`250 g`, `6.0E-3 M` for a number gold: a number and one unit symbol is the number. Cleaning keeps one
+    letter after a number, which may be a variable (`2 m`); against a number gold it can only be a unit."""
+    match = _UNIT_SYMBOL_TAIL.fullmatch(predicted.text)
+    if match is None:
+        return predicted
+    value = clean_answer(match.group("value")).text
+    return replace(predicted, text=value) if _NUMBER_LITERAL.fullmatch(value) else predicted
 
 
 def _same_angle_unit(gold: CleanAnswer, predicted: CleanAnswer) -> tuple[CleanAnswer, CleanAnswer]:

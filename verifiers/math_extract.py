@@ -38,7 +38,8 @@ _CUE = re.compile(
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_SENTENCE_END = re.compile(r"(?<![0-9])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
+# a full stop ends a sentence, the dots of an ellipsis (`0.1666...`) do not
+_SENTENCE_END = re.compile(r"(?<![0-9.])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
     r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
