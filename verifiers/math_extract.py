@@ -5,13 +5,16 @@ answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\b
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
 "Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
 number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
-bare answer, the last math span of the last sentence, the last number.
+bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
+last math span of the last sentence, the last number.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
-`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as
-`1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder
-`\\{x \\mid x \\le 0\\}` as its condition, angle brackets `\\langle 1, 2 \\rangle` as a tuple. It reports
-whether a percent or a degree sign (or the word degrees) was present.
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as
+its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real
+numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and
+`\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets
+`\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign (or the word degrees)
+was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -127,6 +130,11 @@ _TEXT_UNIT_TAIL = re.compile(
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
 )
+_INTEGER_SET_BUILDER = re.compile(
+    r"^\\\{\s*(?P<variable>[a-z])\s*\\in\s*(?:Z|ℤ)\s*(?:\\mid|\||:)\s*(?P<low>-?[0-9]{1,6})\s*(?P<low_op><|\\leq?)\s*"
+    r"(?P=variable)\s*(?P<high_op><|\\leq?)\s*(?P<high>-?[0-9]{1,6})\s*\\\}$"
+)
+MAX_LISTED_INTEGERS = 100
 _SET_BUILDER = re.compile(
     r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
 )
@@ -409,6 +417,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
         text = "(-\\infty, \\infty)"
+    text = _INTEGER_SET_BUILDER.sub(_integers_between, text)  # `\{x \in Z \mid 1 \le x \le 3\}` is `\{1, 2, 3\}`
     text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
     return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)
 
@@ -443,6 +452,15 @@ def _unwrap_text_macros(text: str) -> str:
             break
         text = unwrapped
     return text
+
+
+def _integers_between(match: re.Match[str]) -> str:
+    """The integers a set-builder over Z bounds, listed (at most `MAX_LISTED_INTEGERS`, else as written)."""
+    low = int(match["low"]) + (match["low_op"] == "<")
+    high = int(match["high"]) - (match["high_op"] == "<")
+    if high - low >= MAX_LISTED_INTEGERS:
+        return match.group(0)
+    return "\\{" + ", ".join(str(value) for value in range(low, high + 1)) + "\\}"
 
 
 def _mixed_number(match: re.Match[str]) -> str:

@@ -129,6 +129,12 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("The answer is 250 g.", "25", False),
         ("\\boxed{17 x}", "17", False),  # a letter that is no unit symbol may be a variable
     ],
+    "set-builder over the integers": [
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "\\{1,2,3\\}", True),
+        ("\\boxed{\\{n \\in \\mathbb{Z} : -2 < n \\leq 1\\}}", "\\{-1,0,1\\}", True),
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "\\{1,2\\}", False),
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "[1, 3]", False),  # integers, not an interval
+    ],
     "values said in a short sentence": [
         ("The probability is one half.", "\\frac{1}{2}", True),
         ("The domain is all real numbers.", "(-\\infty, \\infty)", True),
