@@ -11,7 +11,8 @@ answer is missing or cannot be read as math or words. A prediction that cannot b
 "cannot judge". Conventions where graders differ: `e` is Euler's number (`1.5e3` written alone is e-notation)
 and `i` the imaginary unit; `28\\%` equals 28 and 0.28; units are dropped; degrees are dropped, except that an
 angle in degrees against one written with pi (`60^\\circ`, `\\frac{\\pi}{3}`) is converted to radians first;
-`a:b` is an ordered pair; see `verifiers.math_equiv`.
+`a:b` is an ordered pair; a number followed by one unit symbol (`250 g`) is that number when the gold is a
+number; see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
 a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
@@ -40,7 +41,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
@@ -62,6 +63,11 @@ _NUMBER_LITERAL = re.compile(
     + _FRACTION_PART * 2
     + r")|[0-9]+\s*/\s*[0-9]+)"
 )
+
+
+# one-letter unit symbols: grams, metres, seconds, litres, joules, newtons, watts, volts, amperes, kelvin, molar,
+# hours, coulombs, farads, teslas
+_UNIT_SYMBOL_TAIL = re.compile(r"(?P<value>[+-]?[0-9.]+(?:[eE][+-]?[0-9]{1,4})?)\s+(?P<unit>[gmsLJNWVAKMhCFT])")
 
 
 class GoldUnreadable(ValueError):
@@ -128,6 +134,8 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
         return None, f"cannot judge: gold answer {gold.text[:80]!r} cannot be parsed"
     if isinstance(gold_node, Refused):
         return None, f"cannot judge: gold answer {gold.text[:80]!r} {gold_node.why}"
+    if _is_number_gold(gold, gold_node):
+        predicted = _without_unit_symbol(predicted)
     try:
         predicted_node = _read(predicted, gold=False)
     except TooLarge as error:
@@ -139,6 +147,16 @@ def judge(gold_answer: str, predicted_answer: str, numbers_only: bool = True) ->
     if equivalent(gold_node, predicted_node):
         return True, "equivalent to the gold answer"
     return False, f"{predicted.text[:80]!r} is not equivalent to {gold.text[:80]!r}"
+
+
+def _without_unit_symbol(predicted: CleanAnswer) -> CleanAnswer:
+    """`250 g`, `6.0E-3 M` for a number gold: a number and one unit symbol is the number. Cleaning keeps one
+    letter after a number, which may be a variable (`2 m`); against a number gold it can only be a unit."""
+    match = _UNIT_SYMBOL_TAIL.fullmatch(predicted.text)
+    if match is None:
+        return predicted
+    value = clean_answer(match.group("value")).text
+    return replace(predicted, text=value) if _NUMBER_LITERAL.fullmatch(value) else predicted
 
 
 def _same_angle_unit(gold: CleanAnswer, predicted: CleanAnswer) -> tuple[CleanAnswer, CleanAnswer]:

@@ -5,13 +5,16 @@ answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\b
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
 "Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
 number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
-bare answer, the last math span of the last sentence, the last number.
+bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
+last math span of the last sentence, the last number.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
-`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`) as exact fractions, a whole answer in e-notation (`1.5e3`) as
-`1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder
-`\\{x \\mid x \\le 0\\}` as its condition, angle brackets `\\langle 1, 2 \\rangle` as a tuple. It reports
-whether a percent or a degree sign (or the word degrees) was present.
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as
+its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real
+numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and
+`\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets
+`\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign (or the word degrees)
+was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TAIL_CHARS = 6000  # answers sit at the end; only the tail of a runaway completion is searched
@@ -37,7 +41,8 @@ _CUE = re.compile(
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_SENTENCE_END = re.compile(r"(?<![0-9])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
+# a full stop ends a sentence, the dots of an ellipsis (`0.1666...`) do not
+_SENTENCE_END = re.compile(r"(?<![0-9.])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
     r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
@@ -54,10 +59,10 @@ _UNIT_TAIL = re.compile(
 )
 _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
-    "arcsin", "arccos", "arctan", "infty", "inf", "lg",
+    "arcsin", "arccos", "arctan", "infty", "inf", "lg", "percent", "percentage", "pct",
 }  # fmt: skip
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
-_PERCENT = re.compile(r"\\?%|\s*\b(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
+_PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
 _SPACE_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
 _OVERLINE_DECIMAL = re.compile(
@@ -69,6 +74,15 @@ _DOT_DECIMAL = re.compile(
     r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<fixed>[0-9]*)\\dot\s*\{\s*(?P<first>[0-9])\s*\}"
     r"(?:(?P<rest>[0-9]{0,28}\\dot\s*\{\s*[0-9]\s*\}))?"
 )
+# `4 4/9`, `-1 000 4/9`: a whole number, one space, a proper fraction (the whole answer)
+_MIXED_NUMBER = re.compile(
+    r"(?P<sign>[+-]?)(?P<whole>[0-9]{1,3}(?: [0-9]{3})+|[0-9]+) (?P<numerator>[0-9]+)/(?P<denominator>[0-9]+)"
+)
+# `0.111\ldots`, `0.1666...`: digits whose tail repeats, then an ellipsis
+_ELLIPSIS_DECIMAL = re.compile(
+    r"(?<![0-9.])(?P<whole>[0-9]*)\.(?P<digits>[0-9]{2,30})\s*(?:\\[lc]?dots(?![A-Za-z])|\.\.\.)"
+)
+_PARENTHESIZED_UNIT = re.compile(r"^(?P<value>.*?[0-9}])\s*\((?P<unit>[A-Za-zµ]{2,}(?:\s+[A-Za-z]+){0,2})\)$")
 _E_NOTATION = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[eE]([+-]?[0-9]{1,6})")
 # `2.998e8 m/s`: e-notation, then at most one unit, never a word like "or"; one letter alone may be a variable
 _E_NOTATION_WITH_UNIT = re.compile(
@@ -84,6 +98,8 @@ _NUMBER_WORDS = {
         " seventeen eighteen nineteen".split()
     )
 } | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_STATED_VALUE = re.compile(r"\b(?:is|are|equals)\s+(?P<value>[^.]+?)\s*\.?$", re.IGNORECASE)
+_DEGREES_AFTER_SPAN = re.compile(r"\s*(?:degrees?(?![A-Za-z])|°)")
 _SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
 # "two thirds": the word after a number that makes it a fraction, singular or plural
@@ -109,11 +125,16 @@ _DEGREES = re.compile(
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
-    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
 )
+_INTEGER_SET_BUILDER = re.compile(
+    r"^\\\{\s*(?P<variable>[a-z])\s*\\in\s*(?:Z|ℤ)\s*(?:\\mid|\||:)\s*(?P<low>-?[0-9]{1,6})\s*(?P<low_op><|\\leq?)\s*"
+    r"(?P=variable)\s*(?P<high_op><|\\leq?)\s*(?P<high>-?[0-9]{1,6})\s*\\\}$"
+)
+MAX_LISTED_INTEGERS = 100
 _SET_BUILDER = re.compile(
     r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
 )
@@ -304,6 +325,12 @@ def _from_short(text: str) -> str | None:
     numbers = _NUMBER.findall(text)
     if numbers:
         return numbers[-1]
+    # "The probability is one half.": a short sentence without digits ends with its value, in words
+    stated = _STATED_VALUE.search(text)
+    if stated is not None:
+        value = stated.group("value").strip()
+        if (in_words := _number_in_words(value)) is not None or _SHORT_WORDS.match(value):
+            return in_words or value
     return text
 
 
@@ -324,6 +351,8 @@ def _joined_math_spans(text: str) -> str | None:
     if not spans:
         return None
     contents = [next(group for group in span.groups() if group is not None).strip() for span in spans]
+    if _DEGREES_AFTER_SPAN.match(text, spans[-1].end()):
+        contents[-1] += "^\\circ"  # "$30$ degrees": the unit written after the span belongs to the answer
     gaps = [text[left.end() : right.start()] for left, right in zip(spans, spans[1:], strict=False)]
     outside = _MATH_SPAN.sub(" ", text)
     if all(_SEPARATOR_TEXT.match(gap) for gap in gaps) or _is_unit_text(outside):
@@ -375,7 +404,9 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = text.strip().rstrip(".").rstrip("\\").strip()
     text = _strip_units(text)
     text = re.sub(r"^\\?\"|\\?\"$", "", text).strip()
-    if _THOUSANDS.match(text):
+    if (mixed := _MIXED_NUMBER.fullmatch(text)) is not None:
+        text = _mixed_number(mixed)
+    elif _THOUSANDS.match(text):
         text = text.replace(",", "")
     elif _SPACE_THOUSANDS.match(text):
         text = text.replace(" ", "")
@@ -386,6 +417,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
         text = "(-\\infty, \\infty)"
+    text = _INTEGER_SET_BUILDER.sub(_integers_between, text)  # `\{x \in Z \mid 1 \le x \le 3\}` is `\{1, 2, 3\}`
     text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
     return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)
 
@@ -401,6 +433,7 @@ def _repeating_decimals(text: str) -> str:
 
     text = re.sub(r"\\(overline|bar|dot)\s+([0-9])", r"\\\1{\2}", text)  # `0.\\dot 3` is `0.\\dot{3}`
     text = _OVERLINE_DECIMAL.sub(lambda m: fraction(m["whole"], m["fixed"], m["repeating"] or m["bracketed"]), text)
+    text = _ELLIPSIS_DECIMAL.sub(lambda m: _ellipsis_fraction(m, fraction), text)
     return _DOT_DECIMAL.sub(
         lambda m: fraction(m["whole"], m["fixed"], m["first"] + re.sub(r"[^0-9]", "", m["rest"] or "")), text
     )
@@ -421,9 +454,42 @@ def _unwrap_text_macros(text: str) -> str:
     return text
 
 
+def _integers_between(match: re.Match[str]) -> str:
+    """The integers a set-builder over Z bounds, listed (at most `MAX_LISTED_INTEGERS`, else as written)."""
+    low = int(match["low"]) + (match["low_op"] == "<")
+    high = int(match["high"]) - (match["high_op"] == "<")
+    if high - low >= MAX_LISTED_INTEGERS:
+        return match.group(0)
+    return "\\{" + ", ".join(str(value) for value in range(low, high + 1)) + "\\}"
+
+
+def _mixed_number(match: re.Match[str]) -> str:
+    """`4 4/9` as the fraction `\\frac{40}{9}`; an improper or undefined fraction (`11 7/6`, `4 0/0`) is no
+    mixed number and stays as written."""
+    whole = int(match["whole"].replace(" ", ""))
+    numerator, denominator = int(match["numerator"]), int(match["denominator"])
+    if not 0 <= numerator < denominator:
+        return match.group(0)
+    sign = "-" if match["sign"] == "-" else ""
+    return f"{sign}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+
+def _ellipsis_fraction(match: re.Match[str], fraction: Callable[[str, str, str], str]) -> str:
+    """`0.111\\ldots` as 1/9, `0.1666...` as 1/6: the shortest block that repeats at least twice to the end
+    (a single digit at least twice too); digits without such a block (`3.14159...`) stay as written."""
+    digits = match["digits"]
+    for period in range(1, len(digits) // 2 + 1):
+        for fixed in range(len(digits) - 2 * period + 1):
+            tail = digits[fixed:]
+            if all(tail[at] == tail[at % period] for at in range(len(tail))):
+                return fraction(match["whole"], digits[:fixed], tail[:period])
+    return match.group(0)
+
+
 def _strip_units(text: str) -> str:
-    """`15 cm^2`, `125 miles`, `58 square units` -> the number; words that are math (`\\pi`, `x`) stay."""
-    match = _UNIT_TAIL.match(text)
+    """`15 cm^2`, `125 miles`, `58 square units`, `6 (cm)` -> the number; words that are math (`\\pi`, `x`)
+    stay."""
+    match = _UNIT_TAIL.match(text) or _PARENTHESIZED_UNIT.match(text)
     if match is None:
         return text
     value, unit = match.group("value").strip(), match.group("unit").strip()

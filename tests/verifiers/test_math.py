@@ -104,6 +104,44 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{0.\\overline{3}}", "0.3", False),
         ("\\boxed{0.3}", "\\frac{1}{3}", False),
     ],
+    "repeating decimals with an ellipsis": [
+        ("\\boxed{0.111\\ldots}", "\\frac{1}{9}", True),
+        ("The answer is 0.1666...", "\\frac{1}{6}", True),
+        ("\\boxed{0.142857142857\\dots}", "\\frac{1}{7}", True),
+        ("\\boxed{0.111\\ldots}", "\\frac{1}{8}", False),
+        ("\\boxed{0.12\\ldots}", "\\frac{4}{33}", False),  # no block repeats twice: not a repeating decimal
+    ],
+    "mixed numbers": [
+        ("The answer is 4 4/9.", "\\frac{40}{9}", True),
+        ("\\boxed{-1 000 4/9}", "-\\frac{9004}{9}", True),
+        ("\\boxed{4 0/9}", "4", True),
+        ("The answer is 4 4/9.", "4", False),
+        ("\\boxed{11 6/6}", "12", False),  # an improper fraction makes no mixed number
+        ("\\boxed{11 7/6}", "\\frac{73}{6}", False),
+        ("\\boxed{4 4/0}", "4", False),
+        ("\\boxed{11.0 4/9}", "\\frac{103}{9}", False),
+    ],
+    "units after a number": [
+        ("The answer is 250 g.", "250", True),
+        ("The answer is 6.0E-3 M.", "6.0\\times10^{-3}", True),
+        ("\\boxed{6 \\text{ (cm)}}", "6", True),
+        ("\\boxed{5\\text{-inch}}", "5", True),
+        ("The answer is 250 g.", "25", False),
+        ("\\boxed{17 x}", "17", False),  # a letter that is no unit symbol may be a variable
+    ],
+    "set-builder over the integers": [
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "\\{1,2,3\\}", True),
+        ("\\boxed{\\{n \\in \\mathbb{Z} : -2 < n \\leq 1\\}}", "\\{-1,0,1\\}", True),
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "\\{1,2\\}", False),
+        ("\\boxed{\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}}", "[1, 3]", False),  # integers, not an interval
+    ],
+    "values said in a short sentence": [
+        ("The probability is one half.", "\\frac{1}{2}", True),
+        ("The domain is all real numbers.", "(-\\infty, \\infty)", True),
+        ("The angle is $30$ degrees.", "\\frac{\\pi}{6}", True),
+        ("The probability is one third.", "\\frac{1}{2}", False),
+        ("The angle is $30$.", "\\frac{\\pi}{6}", False),
+    ],
     "e-notation": [
         ("\\boxed{1.5e3}", "1500", True),
         ("The answer is 2.5E-4.", "2.5\\times 10^{-4}", True),
