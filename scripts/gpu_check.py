@@ -204,7 +204,8 @@ def check_grpo(device: str, scale: Scale) -> str:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     prompts, group, length, prompt_length = 4, 8, 8, 4
     generator = torch.Generator().manual_seed(4)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
     rewards_per_step = []
     steps = scale.steps // 2
     for _ in range(steps):
