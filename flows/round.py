@@ -47,8 +47,9 @@ from stages.dedup import SIGNATURES_SCHEMA
 from stages.dynamic_sampling import candidate_order, top_up
 from stages.evaluate import evaluate_traces
 from stages.problems import PROBLEMS_SCHEMA, split_of
+from stages.puzzles import answer_instructions
 from stages.report import curation_report, report_metrics
-from stages.sample import SamplingSpec
+from stages.sample import SamplingSpec, prompting_record
 from stages.select import eligible_problems, select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
 from stages.train import grpo_problems_of, load_model, training_warnings, untrained
@@ -65,6 +66,7 @@ CONTROL_STAGES = ("train", "evaluate")
 # Stages that read and write tables and nothing else: safe to retry, and where flaky storage shows up.
 # Sampling and verification are retried per shard inside the `sample` stage (see _sample_shards).
 RETRIED_STAGES = ("seed_data", "select", "curate")
+PROMPTING_FILE = "prompting.json"
 
 
 @dataclass
@@ -188,6 +190,8 @@ def _run_round(config: RunConfig, round_id: int) -> dict[str, Any]:
         "model_out": model_out,
         "verifiers": VERSIONS,
         "metrics": metrics,
+        # an evaluation journaled before prompting was recorded, resumed now, has no prompting.json
+        "prompting": store.read_json(round_id, PROMPTING_FILE) if PROMPTING_FILE in {f.path for f in files} else None,
         "timings_s": journal.seconds(),
         "seed": config.seed,
         "packages": _package_versions(),
@@ -535,7 +539,17 @@ def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str
     held_out = split_of(pool, "test").slice(0, config.evaluate.n_problems)
     traces = _sample_traces(config, store, model_ref, held_out, round_id, "evaluate")
     eval_table, metrics = evaluate_traces(_verify(config, traces, held_out), round_id)
-    return StageOutput([store.write_table(round_id, "eval", eval_table)], metrics)
+    files = [store.write_table(round_id, "eval", eval_table), _write_prompting(config, store, model_ref, round_id)]
+    return StageOutput(files, metrics)
+
+
+def _write_prompting(config: RunConfig, store: RunStore, model_ref: str, round_id: int) -> FileRecord:
+    """`prompting.json`: how the engine that just sampled rendered prompts (stages.sample.prompting_record); the
+    manifest carries it as `prompting`, and the report and `flywheel status` show it."""
+    model = resolve_model_path(store, model_ref)
+    sampler = ENGINES.get(model, config.model, config.engine, config.seed, config.problems.system_prompt)
+    record = prompting_record(sampler.tokenizer, config.problems.system_prompt, answer_instructions(config.problems))
+    return store.write_json(round_id, PROMPTING_FILE, record)
 
 
 def _sample_traces(
