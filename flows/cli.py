@@ -8,12 +8,15 @@ import signal
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from flows.env import configure_environment
 from flows.supervise import is_supervised, run_supervised
+
+if TYPE_CHECKING:
+    from storage import RunStore
 
 EXIT_BAD_INPUT = 2
 DEFAULT_STORE = "./runs"  # RunConfig.store's default, kept here so that read-only commands import no pydantic
@@ -482,7 +485,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_prompting(store: Any) -> None:
+def _print_prompting(store: RunStore) -> None:
     """How HEAD's prompts were rendered, and which earlier rounds rendered them otherwise."""
     from stages.sample import describe_prompting
 
