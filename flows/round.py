@@ -285,7 +285,7 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
             sft_data = pa.concat_tables(
                 [*_ancestor_datasets(config, store, round_id), store.read_table(round_id, "dataset", DATASET_SCHEMA)]
             )
-        top_up = StageOutput()
+        extra = StageOutput()  # the problems dynamic sampling drew, when it did
         if "grpo" in phases:
             grpo_problems = grpo_problems_of(
                 store.read_table(round_id, "problems", PROBLEMS_SCHEMA),
@@ -293,12 +293,12 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
                 config.train.grpo.problems,
             )
             if config.train.grpo.dynamic_sampling.enabled:
-                grpo_problems, top_up = _top_up_grpo_problems(config, store, pool, round_id, model_in, grpo_problems)
+                grpo_problems, extra = _top_up_grpo_problems(config, store, pool, round_id, model_in, grpo_problems)
         model = resolve_model_path(store, model_in)
         trained = _train(
             config.train, phases, config, store, round_id, model, None, sft_data=sft_data, grpo_problems=grpo_problems
         )
-        return StageOutput(top_up.files + trained.files, top_up.metrics | trained.metrics)
+        return StageOutput(extra.files + trained.files, extra.metrics | trained.metrics)
 
     run_stage(journal, "select", select)
     run_stage(journal, "sample", sample)
