@@ -403,6 +403,24 @@ class LoraConfig(Strict):
     )
 
 
+class DynamicSamplingConfig(Strict):
+    """DAPO-style dynamic sampling for GRPO: when the round's informative problems (sampled pass rate strictly
+    between 0 and 1) are fewer than GRPO needs, draw more unseen train problems, sample and verify them with the
+    round's model, and add the informative ones, until enough are found or the cap is reached."""
+
+    enabled: bool = Field(default=False, description="Draw more problems when the round has too few informative ones.")
+    min_problems: int | None = Field(
+        default=None,
+        ge=1,
+        description="Informative problems wanted; None: max_steps x prompts per step (per_device_train_batch_size "
+        "x gradient_accumulation_steps / num_generations), so no step repeats a problem.",
+    )
+    draw_size: int = Field(default=64, ge=1, description="Problems sampled per extra draw.")
+    max_extra_problems: int = Field(
+        default=256, ge=1, description="Cap on the problems drawn beyond the round's selection, over all draws."
+    )
+
+
 class GrpoConfig(Strict):
     """The GRPO phase: TRL's `GRPOTrainer` on the round's problems, rewarded by flywheel's verifiers.
 
@@ -450,6 +468,10 @@ class GrpoConfig(Strict):
     )
     vllm_server_base_url: str | None = Field(default=None, description="Server mode: e.g. http://host:8000.")
     vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0, description="Colocate mode.")
+    dynamic_sampling: DynamicSamplingConfig = Field(
+        default=DynamicSamplingConfig(),
+        description="With problems `informative`: draw more problems when the round has too few informative ones.",
+    )
     trl_args: dict[str, Any] = Field(default={}, description="Extra `trl.GRPOConfig` arguments.")
 
     @model_validator(mode="after")
@@ -459,6 +481,15 @@ class GrpoConfig(Strict):
             raise ValueError(
                 f"per_device_train_batch_size x gradient_accumulation_steps ({generation_batch}) must be a multiple "
                 f"of num_generations ({self.num_generations}): each prompt's group is scored together"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def dynamic_sampling_tops_up_informative_problems(self) -> GrpoConfig:
+        if self.dynamic_sampling.enabled and self.problems != "informative":
+            raise ValueError(
+                "dynamic_sampling.enabled draws more informative problems, so it needs problems: informative "
+                f"(not {self.problems!r})"
             )
         return self
 

@@ -8,12 +8,15 @@ import signal
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from flows.env import configure_environment
 from flows.supervise import is_supervised, run_supervised
+
+if TYPE_CHECKING:
+    from storage import RunStore
 
 EXIT_BAD_INPUT = 2
 DEFAULT_STORE = "./runs"  # RunConfig.store's default, kept here so that read-only commands import no pydantic
@@ -461,6 +464,7 @@ def _status(args: argparse.Namespace) -> int:
         raise StoreIntegrityError("\n  ".join([f"run {args.run_name!r} is damaged:", *problems]))
     _print_rounds(_round_rows(args.store, args.run_name), title=f"run {args.run_name} in {args.store}")
     print(f"HEAD: {store.head()}   planned rounds: 0..{store.read_plan()}")
+    _print_prompting(store)
     stop = store.read_early_stop()
     if stop is not None and stop["round"] == store.head():
         print(f"campaign stopped early after round {stop['round']} ({stop['stopped_at']}): {stop['reason']}")
@@ -479,6 +483,25 @@ def _status(args: argparse.Namespace) -> int:
     for entry in store.archived():
         print(f"archived: {entry}")
     return 0
+
+
+def _print_prompting(store: RunStore) -> None:
+    """How HEAD's prompts were rendered, and which earlier rounds rendered them otherwise."""
+    from stages.sample import describe_prompting
+
+    head = store.head()
+    if head is None:
+        return
+    records = {round_id: store.read_manifest(round_id).get("prompting") for round_id in store.committed_rounds()}
+    if not records[head]:
+        print(f"prompting: not recorded (round {head} was committed before prompting was recorded)")
+        return
+    print(f"prompting (round {head}):")
+    for line in describe_prompting(records[head]):
+        print(f"  {line}")
+    other = [str(round_id) for round_id, record in records.items() if record and record != records[head]]
+    if other:
+        print(f"  rounds {', '.join(other)} rendered prompts otherwise (see their manifests' `prompting`)")
 
 
 def _round_rows(store_url: str, run_name: str) -> list[dict[str, Any]]:

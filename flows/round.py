@@ -41,14 +41,16 @@ from flows.runners import DEFAULT_WORKERS, verify_shard
 from flows.stopping import STOP_EXCEPTIONS, cancelled
 from flows.train_job import train_phase
 from flows.watchdog import WATCHDOG
-from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, labelled_dataset
+from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, curate, difficulty_table, labelled_dataset
 from stages.decontaminate import eval_texts_from_problems
 from stages.dedup import SIGNATURES_SCHEMA
+from stages.dynamic_sampling import candidate_order, top_up
 from stages.evaluate import evaluate_traces
 from stages.problems import PROBLEMS_SCHEMA, split_of
+from stages.puzzles import answer_instructions
 from stages.report import curation_report, report_metrics
-from stages.sample import SamplingSpec
-from stages.select import select_problems
+from stages.sample import SamplingSpec, prompting_record
+from stages.select import eligible_problems, select_problems
 from stages.tiny_model import build_tiny_arithmetic_model
 from stages.train import grpo_problems_of, load_model, training_warnings, untrained
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
@@ -64,6 +66,7 @@ CONTROL_STAGES = ("train", "evaluate")
 # Stages that read and write tables and nothing else: safe to retry, and where flaky storage shows up.
 # Sampling and verification are retried per shard inside the `sample` stage (see _sample_shards).
 RETRIED_STAGES = ("seed_data", "select", "curate")
+PROMPTING_FILE = "prompting.json"
 
 
 @dataclass
@@ -187,6 +190,8 @@ def _run_round(config: RunConfig, round_id: int) -> dict[str, Any]:
         "model_out": model_out,
         "verifiers": VERSIONS,
         "metrics": metrics,
+        # an evaluation journaled before prompting was recorded, resumed now, has no prompting.json
+        "prompting": store.read_json(round_id, PROMPTING_FILE) if PROMPTING_FILE in {f.path for f in files} else None,
         "timings_s": journal.seconds(),
         "seed": config.seed,
         "packages": _package_versions(),
@@ -280,16 +285,20 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
             sft_data = pa.concat_tables(
                 [*_ancestor_datasets(config, store, round_id), store.read_table(round_id, "dataset", DATASET_SCHEMA)]
             )
+        extra = StageOutput()  # the problems dynamic sampling drew, when it did
         if "grpo" in phases:
             grpo_problems = grpo_problems_of(
                 store.read_table(round_id, "problems", PROBLEMS_SCHEMA),
                 store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA),
                 config.train.grpo.problems,
             )
+            if config.train.grpo.dynamic_sampling.enabled:
+                grpo_problems, extra = _top_up_grpo_problems(config, store, pool, round_id, model_in, grpo_problems)
         model = resolve_model_path(store, model_in)
-        return _train(
+        trained = _train(
             config.train, phases, config, store, round_id, model, None, sft_data=sft_data, grpo_problems=grpo_problems
         )
+        return StageOutput(extra.files + trained.files, extra.metrics | trained.metrics)
 
     run_stage(journal, "select", select)
     run_stage(journal, "sample", sample)
@@ -297,6 +306,33 @@ def _improvement(config: RunConfig, store: RunStore, journal: RoundJournal, pool
     run_stage(journal, "train", train)
     run_stage(journal, "evaluate", lambda: _evaluate(config, store, pool, model_out, round_id))
     return model_in, model_out
+
+
+def _top_up_grpo_problems(
+    config: RunConfig, store: RunStore, pool: pa.Table, round_id: int, model_in: str, informative: pa.Table
+) -> tuple[pa.Table, StageOutput]:
+    """DAPO-style dynamic sampling (stages/dynamic_sampling.py): with fewer informative problems than GRPO needs,
+    sample and verify more eligible train problems the round did not select, with the round's own model and
+    sampling settings, and add the informative ones. Writes `grpo_extra_problems` (each problem drawn, its pass
+    rate); the metrics say how many were needed, drawn and informative."""
+    selected = store.read_table(round_id, "problems", PROBLEMS_SCHEMA).column("problem_id")
+    history = _ancestor_tables(store, round_id, "difficulty", DIFFICULTY_SCHEMA)
+    eligible = eligible_problems(pool, config.select, round_id, history)
+    unselected = eligible.filter(pc.invert(pc.is_in(eligible.column("problem_id"), value_set=selected)))
+
+    def judge(problems: pa.Table) -> dict[str, float | None]:
+        traces = _sample_traces(config, store, model_in, problems, round_id, "sample")
+        difficulty = difficulty_table(_verify(config, traces, problems), config.curate, round_id)
+        return dict(zip(difficulty["problem_id"].to_pylist(), difficulty["pass_rate"].to_pylist(), strict=True))
+
+    result = top_up(informative, candidate_order(unselected, config.seed, round_id), config.train.grpo, judge)
+    metrics = result.metrics()
+    get_run_logger().info(
+        "round %d: GRPO dynamic sampling: %d informative problems, %d wanted; drew %d more in %d draws, %d of them "
+        "informative", round_id, informative.num_rows, result.needed, metrics["grpo_extra_problems_drawn"],
+        result.draws, metrics["grpo_extra_problems_informative"],
+    )  # fmt: skip
+    return result.problems, StageOutput([store.write_table(round_id, "grpo_extra_problems", result.extra)], metrics)
 
 
 def _control(config: RunConfig, store: RunStore, journal: RoundJournal, pool: pa.Table) -> tuple[str, str]:
@@ -503,7 +539,17 @@ def _evaluate(config: RunConfig, store: RunStore, pool: pa.Table, model_ref: str
     held_out = split_of(pool, "test").slice(0, config.evaluate.n_problems)
     traces = _sample_traces(config, store, model_ref, held_out, round_id, "evaluate")
     eval_table, metrics = evaluate_traces(_verify(config, traces, held_out), round_id)
-    return StageOutput([store.write_table(round_id, "eval", eval_table)], metrics)
+    files = [store.write_table(round_id, "eval", eval_table), _write_prompting(config, store, model_ref, round_id)]
+    return StageOutput(files, metrics)
+
+
+def _write_prompting(config: RunConfig, store: RunStore, model_ref: str, round_id: int) -> FileRecord:
+    """`prompting.json`: how the engine that just sampled rendered prompts (stages.sample.prompting_record); the
+    manifest carries it as `prompting`, and the report and `flywheel status` show it."""
+    model = resolve_model_path(store, model_ref)
+    sampler = ENGINES.get(model, config.model, config.engine, config.seed, config.problems.system_prompt)
+    record = prompting_record(sampler.tokenizer, config.problems.system_prompt, answer_instructions(config.problems))
+    return store.write_json(round_id, PROMPTING_FILE, record)
 
 
 def _sample_traces(

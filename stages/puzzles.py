@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from configs import CountdownConfig, ReasoningGymConfig
+from configs import CountdownConfig, ProblemsConfig, ReasoningGymConfig
 from stages.problems import PROBLEMS_SCHEMA, ProblemsError
 
 COUNTDOWN_ATTEMPTS_PER_PROBLEM = 200  # draws before concluding the config cannot give enough puzzles
@@ -57,14 +57,29 @@ def generate_countdown(config: CountdownConfig, seed: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROBLEMS_SCHEMA)
 
 
+COUNTDOWN_ANSWER_INSTRUCTION = (
+    "Think step by step inside <think> </think> tags, then give only the expression inside "
+    "<answer> </answer> tags, for example <answer>(1 + 2) * 3</answer>."
+)
+
+
 def countdown_prompt(numbers: list[int], target: int, use_all: bool) -> str:
     rule = "each number exactly once" if use_all else "each number at most once"
     return (
         f"Using the numbers {numbers}, write an arithmetic expression that equals {target}. "
-        f"You may use +, -, *, / and parentheses, and {rule}. "
-        "Think step by step inside <think> </think> tags, then give only the expression inside "
-        "<answer> </answer> tags, for example <answer>(1 + 2) * 3</answer>."
+        f"You may use +, -, *, / and parentheses, and {rule}. {COUNTDOWN_ANSWER_INSTRUCTION}"
     )
+
+
+def answer_instructions(config: ProblemsConfig) -> dict[str, str | None]:
+    """The run's source -> the instruction on how to answer that its prompts end with; None when the source
+    adds none (arithmetic prompts are bare expressions, a dataset's prompts are used as they are)."""
+    if config.source == "countdown":
+        return {"countdown": COUNTDOWN_ANSWER_INSTRUCTION}
+    if config.source == "reasoning_gym":
+        assert config.reasoning_gym is not None  # ProblemsConfig requires the section for this source
+        return {"reasoning_gym": config.reasoning_gym.answer_instruction or None}
+    return {config.source: None}
 
 
 def reasoning_gym_problems(config: ReasoningGymConfig, seed: int) -> pa.Table:

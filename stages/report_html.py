@@ -2,7 +2,8 @@
 
 Input is plain data: the manifests of rounds 0..N of a run (committed ancestors first, the round reported
 last) and that round's `difficulty` and `dropped` tables, which round 0 and control rounds do not have.
-The HTML holds every plot as a base64 PNG drawn with matplotlib's Agg canvas (no pyplot, no display), so
+The HTML says how the round's prompts were rendered (chat template, system message, each source's answer
+instruction) and holds every plot as a base64 PNG drawn with matplotlib's Agg canvas (no pyplot, no display), so
 the file opens anywhere on its own: held-out accuracy per round, this round's pass-rate histogram, bucket
 sizes per round, kept and dropped traces by reason, the curation filters in the order they ran with what each
 dropped, tokens per second of sampling and training, and stage timings. The markdown is the summary that
@@ -28,6 +29,7 @@ from configs import CURATION_FILTERS
 from stages.curate import BUCKETS
 from stages.curation_filters import FILTERS
 from stages.order import in_stage_order
+from stages.sample import describe_prompting
 
 ACCURACY_METRIC = re.compile(r"^(pass|maj)@(\d+)$")
 HISTOGRAM_BINS = 10
@@ -73,6 +75,7 @@ def render_report_html(report: ReportInput) -> str:
     round_id = current["round"]
     sections = [
         _header(report.run, current),
+        _section("Prompting", _prompting(current)),
         _section("Held-out accuracy per round", _accuracy_plot(report.manifests)),
         _section(f"Pass rates of round {round_id}'s problems", _pass_rate_histogram(report.difficulty)),
         _section("Difficulty buckets per round", _bucket_plot(report.manifests)),
@@ -120,6 +123,11 @@ def render_round_markdown(run: str, manifest: dict[str, Any]) -> str:
             if "dropped" in metrics
             else []
         ),
+        *(
+            ["prompting:", *(f"- {line}" for line in describe_prompting(manifest["prompting"])), ""]
+            if manifest.get("prompting")
+            else []
+        ),
         "| stage | seconds |",
         "|---|---|",
         *(f"| {stage} | {seconds:.1f} |" for stage, seconds in _ordered_timings(manifest["timings_s"])),
@@ -143,6 +151,14 @@ def _header(run: str, manifest: dict[str, Any]) -> str:
     }
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     return f"<h1>{html.escape(run)}: round {manifest['round']}</h1>\n<table class='facts'>{rows}</table>"
+
+
+def _prompting(manifest: dict[str, Any]) -> str:
+    record = manifest.get("prompting")
+    if not record:
+        return _note("Not recorded: the round was committed before prompting was recorded.")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in describe_prompting(record))
+    return f"<ul>{items}</ul>"
 
 
 def _section(title: str, body: str) -> str:

@@ -107,6 +107,45 @@ def prompting_note(tokenizer: Any, system_prompt: str | None) -> str:
     return "prompting: chat template without a system message (problems.system_prompt is not set)"
 
 
+def prompting_record(
+    tokenizer: Any, system_prompt: str | None, answer_instructions: dict[str, str | None]
+) -> dict[str, Any]:
+    """How prompts are rendered, for the round's manifest: which chat template (its sha256, first 12 digits), the
+    system message and where it comes from (`problems.system_prompt`, the template's default, or none), the
+    template's default system message (also when replaced), and each source's answer instruction."""
+    template = getattr(tokenizer, "chat_template", None)
+    default = default_system_message(tokenizer)
+    origin = "problems.system_prompt" if system_prompt else ("chat template default" if default else None)
+    digest = hashlib.sha256(template.encode()).hexdigest()[:12] if isinstance(template, str) else None
+    return {
+        "chat_template_sha256": digest,
+        "system_message": system_prompt or default,
+        "system_message_from": origin,
+        "template_default_system_message": default,
+        "answer_instructions": dict(answer_instructions),
+    }
+
+
+def describe_prompting(record: dict[str, Any]) -> list[str]:
+    """A `prompting_record` as lines for people: the chat template, the system message and where it comes from,
+    and each source's answer instruction."""
+    digest = record.get("chat_template_sha256")
+    lines = [f"chat template: the model's (sha256 {digest})" if digest else "chat template: none"]
+    message, origin = record.get("system_message"), record.get("system_message_from")
+    default = record.get("template_default_system_message")
+    if origin == "problems.system_prompt":
+        replaced = f", replacing the chat template's default {default!r}" if default else ""
+        lines.append(f"system message: {message!r} (problems.system_prompt{replaced})")
+    elif origin == "chat template default":
+        lines.append(f"system message: {message!r} (the chat template's default; problems.system_prompt replaces it)")
+    else:
+        lines.append("system message: none")
+    for source, instruction in sorted((record.get("answer_instructions") or {}).items()):
+        said = repr(instruction) if instruction else "none (prompts as the source writes them)"
+        lines.append(f"answer instruction ({source}): {said}")
+    return lines
+
+
 def render_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None) -> list[int]:
     text = tokenizer.apply_chat_template(
         chat_messages(prompt, system_prompt), tokenize=False, add_generation_prompt=True

@@ -325,6 +325,14 @@ class RunStore:
         """Write a non-table file of the round (e.g. `report.html`) atomically; returns its record."""
         return self._record(relative, None, (len(data), self._write_bytes(self.round_path(round_id, relative), data)))
 
+    def write_json(self, round_id: int, relative: str, body: dict[str, Any]) -> FileRecord:
+        """Write a small JSON object as a file of the round (e.g. `prompting.json`) atomically; returns its record."""
+        return self.write_file(round_id, relative, json.dumps(body, indent=2, sort_keys=True).encode())
+
+    def read_json(self, round_id: int, relative: str) -> dict[str, Any]:
+        """A JSON object written by `write_json`; a damaged one is a StoreError naming the file."""
+        return self._read_json(self.round_path(round_id, relative), f"re-run the round's stage that wrote {relative}")
+
     def location(self, round_id: int, relative: str) -> str:
         """Where a round's file lives, as a user can open it: a local path, or a URL for remote stores."""
         path = self.round_path(round_id, relative)

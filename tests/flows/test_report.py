@@ -74,6 +74,32 @@ def test_sampled_tokens_are_recorded_for_throughput(tiny_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_prompting_is_recorded_when_sampling_and_shown_by_status_and_the_report(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages.tiny_model import CHAT_TEMPLATE
+
+    digest = hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()[:12]
+    for round_id in (0, 1):
+        round_dir = tiny_run / "rounds" / f"r{round_id:04d}"
+        manifest = json.loads((round_dir / "manifest.json").read_text())
+        assert "prompting.json" in {entry["path"] for entry in manifest["files"]}
+        assert manifest["prompting"] == json.loads((round_dir / "prompting.json").read_text())
+        assert manifest["prompting"]["chat_template_sha256"] == digest
+        assert manifest["prompting"]["system_message"] is None  # the tiny model's template has no default
+        assert manifest["prompting"]["answer_instructions"] == {"arithmetic": None}
+        page = (round_dir / REPORT_FILE).read_text()
+        assert f"<li>chat template: the model&#x27;s (sha256 {digest})</li><li>system message: none</li>" in page
+    assert main(["status", "tiny", "--store", str(tiny_run.parent)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"prompting (round 1):\n  chat template: the model's (sha256 {digest})\n  system message: none\n"
+        "  answer instruction (arithmetic): none (prompts as the source writes them)\n"
+    ) in out
+    assert "rendered prompts otherwise" not in out
+
+
+@pytest.mark.slow
 def test_report_command_prints_the_path(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tiny_run.parent)
     assert main(["report", "tiny", "--store", store]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -79,3 +80,42 @@ def test_launcher_trains_a_phase_as_a_two_process_distributed_job(tmp_path: Path
     assert 0.0 <= metrics["pass@1"] <= 1.0  # vLLM loaded the model the job trained
     round_0 = json.loads((tmp_path / "runs" / "tiny" / "rounds" / "r0000" / "manifest.json").read_text())
     assert round_0["metrics"]["sft_processes"] == 1  # the warm start has no launcher: trained in the flow process
+
+
+def test_a_grpo_round_short_of_informative_problems_samples_more_and_trains(tmp_path: Path) -> None:
+    """One selected problem cannot fill a GRPO batch of two prompts (TRL would train 0 steps, and the round would
+    be refused): dynamic sampling draws more problems, keeps the informative ones, and GRPO trains."""
+    train = {
+        "method": "grpo",
+        "grpo": {
+            "max_steps": 2,
+            "learning_rate": 1.0e-4,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "dynamic_sampling": {"enabled": True, "draw_size": 16, "max_extra_problems": 48},
+        },
+    }
+    config = tmp_path / "tiny.yaml"
+    changes = {
+        "train": train,
+        # one-digit sums, and a longer warm start than tiny_config's, so that some problems are informative
+        "problems": {"arithmetic": {"digits": 1, "n_seed": 40, "n_test": 10, "n_train": 50}},
+        "warm_start": {"max_steps": 60, "learning_rate": 3.0e-3, "warmup_steps": 2, "per_device_train_batch_size": 16},
+        "select": {"problems_per_round": 1},
+        "sample": {"k": 4, "max_tokens": 6},
+        "evaluate": {"n_problems": 10},
+    }
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", **changes)))
+    done = run_flywheel("run", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    assert metrics["problems"] == 1 and metrics["grpo_informative_needed"] == 4  # 2 steps x 2 prompts
+    assert metrics["grpo_extra_problems_drawn"] > 0
+    (own_rate,) = pq.read_table(round_1 / "difficulty.parquet").column("pass_rate").to_pylist()
+    own = int(own_rate is not None and 0.0 < own_rate < 1.0)
+    assert metrics["grpo_problems"] == own + metrics["grpo_extra_problems_informative"]
+    assert metrics["grpo_problems"] >= 2  # at least one batch
+    assert metrics["grpo_steps"] == 2 and "untrained" not in metrics
+    assert "grpo_extra_problems.parquet" in {entry["path"] for entry in manifest["files"]}

@@ -160,3 +160,23 @@ def test_report_shows_the_curation_filters_in_the_order_they_ran_with_what_each_
         "demo", configured
     )
     assert "curation filters" not in render_round_markdown("demo", ROUND_0)  # round 0 curated nothing
+
+
+def test_prompting_is_shown_in_the_page_and_the_markdown_and_its_text_escaped() -> None:
+    prompting = {
+        "chat_template_sha256": "0123456789ab",
+        "system_message": "You are <SmolLM>",
+        "system_message_from": "chat template default",
+        "template_default_system_message": "You are <SmolLM>",
+        "answer_instructions": {"reasoning_gym": "Answer inside <answer> </answer> tags."},
+    }
+    page = render_report_html(ReportInput("demo", [ROUND_0, {**ROUND_1, "prompting": prompting}]))
+    section = page[page.index("<h2>Prompting</h2>") : page.index("<h2>Held-out accuracy")]
+    assert "chat template: the model&#x27;s (sha256 0123456789ab)" in section
+    assert "system message: &#x27;You are &lt;SmolLM&gt;&#x27; (the chat template&#x27;s default;" in section
+    assert "(reasoning_gym): &#x27;Answer inside &lt;answer&gt; &lt;/answer&gt; tags.&#x27;</li>" in section
+    markdown = render_round_markdown("demo", {**ROUND_1, "prompting": prompting})
+    assert "- system message: 'You are <SmolLM>' (the chat template's default;" in markdown
+    unrecorded = render_report_html(ReportInput("demo", [ROUND_0]))
+    assert "Not recorded: the round was committed before prompting was recorded." in unrecorded
+    assert "prompting:" not in render_round_markdown("demo", ROUND_1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 
 from configs import GrpoConfig, TrainConfig
 from configs.loader import parse_config
+from configs.schema import ANSWER_TAG_INSTRUCTION
 from stages.train import training_warnings, untrained, warmup_steps_of
 from tests.conftest import REPO
 
@@ -54,17 +56,52 @@ def test_prompting_note_says_whether_the_default_system_message_is_used() -> Non
     )
 
 
+def test_prompting_record_names_the_template_the_system_message_and_the_answer_instruction() -> None:
+    from configs import ProblemsConfig, ReasoningGymConfig
+    from stages.puzzles import COUNTDOWN_ANSWER_INSTRUCTION, answer_instructions
+    from stages.sample import describe_prompting, prompting_record
+    from stages.tiny_model import CHAT_TEMPLATE, build_tiny_arithmetic_model
+
+    _, tokenizer = build_tiny_arithmetic_model(seed=0)
+    record = prompting_record(tokenizer, None, answer_instructions(ProblemsConfig()))
+    assert record == {
+        "chat_template_sha256": hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()[:12],
+        "system_message": None,
+        "system_message_from": None,
+        "template_default_system_message": None,
+        "answer_instructions": {"arithmetic": None},
+    }
+    assert describe_prompting(record)[1:] == [
+        "system message: none", "answer instruction (arithmetic): none (prompts as the source writes them)"
+    ]
+    gym = ProblemsConfig(source="reasoning_gym", reasoning_gym=ReasoningGymConfig(tasks=["chain_sum"]))
+    told = prompting_record(tokenizer, "Be brief.", answer_instructions(gym))
+    assert told["system_message_from"] == "problems.system_prompt"
+    assert describe_prompting(told)[1:] == [
+        "system message: 'Be brief.' (problems.system_prompt)",
+        f"answer instruction (reasoning_gym): {ANSWER_TAG_INSTRUCTION!r}",
+    ]
+    assert answer_instructions(ProblemsConfig(source="countdown")) == {"countdown": COUNTDOWN_ANSWER_INSTRUCTION}
+
+
 @pytest.mark.slow
 def test_smollm2s_default_system_message_is_found_and_reported(smollm2: Path) -> None:
     from transformers import AutoTokenizer
 
-    from stages.sample import default_system_message, prompting_note
+    from stages.sample import default_system_message, describe_prompting, prompting_note, prompting_record
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
     default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
     assert default_system_message(tokenizer) == default
     assert f"the chat template's default system message is used: {default!r}" in prompting_note(tokenizer, None)
     assert f"replacing the chat template's default {default!r}" in prompting_note(tokenizer, "Be brief.")
+    used = prompting_record(tokenizer, None, {"arithmetic": None})
+    assert (used["system_message"], used["system_message_from"]) == (default, "chat template default")
+    assert f"system message: {default!r} (the chat template's default;" in describe_prompting(used)[1]
+    replaced = describe_prompting(prompting_record(tokenizer, "Be brief.", {"arithmetic": None}))[1]
+    assert replaced == (
+        f"system message: 'Be brief.' (problems.system_prompt, replacing the chat template's default {default!r})"
+    )
 
 
 def test_cpu_training_autocasts_to_bf16_only_where_the_cpu_has_bf16_instructions(tmp_path: Path) -> None:

@@ -34,6 +34,17 @@ def test_tables_round_trip_with_their_schema_and_hash(store: RunStore) -> None:
     assert store.read_pool(SCHEMA).equals(_table())
 
 
+def test_json_files_of_a_round_round_trip_and_a_damaged_one_names_itself(store: RunStore) -> None:
+    store.begin_round(1)
+    body = {"system_message": None, "answer_instructions": {"arithmetic": None}}
+    record = store.write_json(1, "prompting.json", body)
+    assert record.path == "prompting.json" and record.rows is None and store.check_files(1, [record]) is None
+    assert store.read_json(1, "prompting.json") == body
+    store.write_file(1, "prompting.json", b"[1, 2]")
+    with pytest.raises(StoreError, match=r"r0001/prompting.json: expected a JSON object, found list; re-run"):
+        store.read_json(1, "prompting.json")
+
+
 def test_no_temporary_files_remain_after_writes(store: RunStore) -> None:
     store.begin_round(1)
     store.write_table(1, "dataset", _table())
