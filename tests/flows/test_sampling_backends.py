@@ -137,14 +137,6 @@ def test_external_endpoint_records_its_model_and_never_the_key(
     assert SECRET not in kept
 
 
-def test_external_mode_evaluates_with_the_in_process_engine() -> None:
-    from flows.engines import backend_for
-
-    external = _engine(backend="openai", openai={"mode": "external", "endpoints": ["http://127.0.0.1:9/v1"]})
-    assert backend_for(external, "sample") == "openai" and backend_for(external, "evaluate") == "vllm"
-    assert backend_for(_engine(backend="openai"), "evaluate") == "openai"
-
-
 def test_transient_errors_are_retried_with_back_off(managed: ManagedEndpointSampler, managed_traces: pa.Table) -> None:
     """A proxy that answers 503, then 429, then forwards: the client retries and the traces are the server's."""
     with _Proxy(managed.endpoints[0], failures=2) as proxy:
