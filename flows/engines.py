@@ -23,7 +23,7 @@ from configs import EngineConfig, ModelConfig, VerifyConfig
 from flows.replicas import ReplicaSampler
 from flows.serving import ManagedServers
 from stages.sample import ReplicaUsage, Sampler, SamplingSpec, prompting_note
-from stages.sample_openai import EndpointSampler, served_models
+from stages.sample_openai import EndpointError, EndpointSampler, served_models
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
@@ -116,7 +116,7 @@ def start_backend(
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         return ManagedEndpointSampler(ManagedServers(model_path, model, engine, seed), engine, tokenizer)
     key = api_key(engine)
-    served = settings.model or served_models(settings.endpoints[0], key, settings.timeout_s)[0]
+    served = settings.model or _first_served_model(settings.endpoints[0], key, settings.timeout_s)
     return EndpointSampler(
         settings.endpoints,
         served,
@@ -130,6 +130,13 @@ def start_backend(
         traces_model_ref=external_model_ref(served),
         notes=[f"sampling from external endpoints {settings.endpoints} serving {served!r}"],
     )
+
+
+def _first_served_model(url: str, key: str | None, timeout_s: float) -> str:
+    listed = served_models(url, key, timeout_s)
+    if not listed:
+        raise EndpointError(f"endpoint {url} lists no model at /models: set engine.openai.model")
+    return listed[0]
 
 
 def external_model_ref(served_model: str) -> str:

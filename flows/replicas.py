@@ -91,6 +91,10 @@ class ReplicaSampler:
             self.close()
             raise
 
+    def process_ids(self) -> list[int]:
+        """The process id of each replica's engine process, in replica order."""
+        return [pool.submit(os.getpid).result(timeout=60) for pool in self._pools]
+
     def take_usage(self) -> list[ReplicaUsage]:
         """Usage per replica since the last call, and reset."""
         taken, self.usage = self.usage, [ReplicaUsage(f"replica {i}") for i in range(len(self._pools))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 
 from configs import ArithmeticConfig, EngineConfig, ModelConfig
 from flows.engines import ENGINES, ManagedEndpointSampler, replica_metrics, start_backend
-from flows.replicas import ReplicaSampler
+from flows.replicas import ReplicaError, ReplicaSampler
 from stages.problems import generate_arithmetic, split_of
 from stages.sample import TRACES_SCHEMA, SamplingSpec
 from stages.sample_openai import EndpointError, EndpointSampler
@@ -106,6 +108,10 @@ def test_two_replicas_sample_what_the_server_samples(tiny_model: Path, managed_t
     try:
         traces = _sample(replicas)
         usage = replicas.take_usage()
+        # A replica that dies fails the shard with an error naming it (the round's retry starts fresh replicas).
+        os.kill(replicas.process_ids()[1], signal.SIGKILL)
+        with pytest.raises(ReplicaError, match="replica 1 of 2: its engine process died"):
+            _sample(replicas)
     finally:
         replicas.close()
     assert traces.equals(managed_traces)
