@@ -155,12 +155,21 @@ def replica_metrics(usage: list[ReplicaUsage]) -> dict[str, float]:
     return metrics
 
 
+def _sum_by_replica(first: list[ReplicaUsage], second: list[ReplicaUsage]) -> list[ReplicaUsage]:
+    summed = [ReplicaUsage(used.label) for used in (first if len(first) >= len(second) else second)]
+    for usage in (first, second):
+        for total, used in zip(summed, usage, strict=False):
+            total.add(used)
+    return summed
+
+
 class EngineCache:
     def __init__(self) -> None:
         self._sampler: SamplingBackend | None = None
         self._key: tuple[Any, ...] | None = None
         self._endpoints: list[str] = []
         self._served_model: str | None = None
+        self._closed_usage: list[ReplicaUsage] = []
 
     def get(
         self,
@@ -193,8 +202,10 @@ class EngineCache:
         return self._sampler
 
     def take_usage(self) -> list[ReplicaUsage]:
-        """Per-replica usage of the backend in use since the last call (nothing if none is running), and reset."""
-        return self._sampler.take_usage() if self._sampler is not None else []
+        """Per-replica usage since the last call, and reset: the backend in use and those closed since (a failed
+        shard's retry starts a fresh backend), summed by replica index."""
+        usage, self._closed_usage = self._closed_usage, []
+        return _sum_by_replica(usage, self._sampler.take_usage() if self._sampler is not None else [])
 
     def sampling_record(self, engine: EngineConfig) -> dict[str, Any]:
         """For the manifest: how the round's traces were sampled. Endpoints are base URLs, which hold no
@@ -211,6 +222,7 @@ class EngineCache:
 
     def close(self) -> None:
         if self._sampler is not None:
+            self._closed_usage = _sum_by_replica(self._closed_usage, self._sampler.take_usage())
             self._sampler.close()
             self._sampler = None
             self._key = None

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from configs import EngineConfig
-from flows.engines import EngineCache, api_key, backend_for, replica_metrics
+from flows.engines import EngineCache, _sum_by_replica, api_key, backend_for, replica_metrics
 from flows.serving import replica_environments, serve_arguments
 from stages.sample import ReplicaUsage
 
@@ -90,3 +90,13 @@ def test_replica_usage_becomes_stage_metrics() -> None:
     metrics = replica_metrics(usage)
     assert metrics["sample_replica0_completion_tokens"] == 30.0 and metrics["sample_replica1_seconds"] == 0.5
     assert metrics["sample_replica1_requests"] == 1.0 and metrics["sample_replica0_prompt_tokens"] == 10.0
+
+
+
+def test_usage_of_backends_is_summed_by_replica() -> None:
+    """A failed shard drops its backend and the retry starts another: their usage adds up, replica by replica."""
+    closed = [ReplicaUsage("a", 1, 2, 3, 1.0), ReplicaUsage("b", 1, 2, 4, 1.0)]
+    first, second = _sum_by_replica(closed, [ReplicaUsage("a", 1, 2, 5, 2.0)])
+    assert (first.requests, first.completion_tokens, first.seconds) == (2, 8, 3.0)
+    assert (second.requests, second.completion_tokens) == (1, 4)
+    assert _sum_by_replica([], []) == [] and EngineCache().take_usage() == []
