@@ -37,12 +37,13 @@ def test_a_round_samples_from_an_external_endpoint_and_stores_no_credential(
         EngineConfig(enforce_eager=True, extra={"distributed_executor_backend": "uni"}),
         seed=0,
     )
+    urls, served_model = server.urls, server.served_model
     try:
         monkeypatch.setenv("TEACHER_KEY", SECRET)
         config["engine"] = {
             **config["engine"],
             "backend": "openai",
-            "openai": {"mode": "external", "endpoints": server.urls, "api_key_env": "TEACHER_KEY"},
+            "openai": {"mode": "external", "endpoints": urls, "api_key_env": "TEACHER_KEY"},
         }
         (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
         result = run_flywheel("run", "tiny.yaml", cwd=tmp_path)
@@ -51,7 +52,7 @@ def test_a_round_samples_from_an_external_endpoint_and_stores_no_credential(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     traces = pq.read_table(run / "rounds" / "r0001" / "traces")
-    assert set(traces.column("model_ref").to_pylist()) == {f"external:{server.served_model}"}
+    assert set(traces.column("model_ref").to_pylist()) == {f"external:{served_model}"}
     assert traces.num_rows == 40 * 3
     manifest = json.loads((run / "rounds" / "r0001" / "manifest.json").read_text())
     assert manifest["sampling"] == {
@@ -59,8 +60,8 @@ def test_a_round_samples_from_an_external_endpoint_and_stores_no_credential(
         "replicas": 1,
         "mode": "external",
         "api_key_env": "TEACHER_KEY",
-        "endpoints": server.urls,
-        "served_model": server.served_model,
+        "endpoints": urls,
+        "served_model": served_model,
         "traces_from": "external endpoints",
     }
     metrics = manifest["metrics"]
