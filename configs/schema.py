@@ -285,8 +285,82 @@ class SampleConfig(Strict):
     shard_size: int = Field(default=1024, ge=1, description="Problems per traces part file.")
 
 
+class OpenAIServersConfig(Strict):
+    """OpenAI-compatible servers for `engine.backend: openai`: `managed` starts `vllm serve` replicas of the round's
+    checkpoint on 127.0.0.1 and stops them before training; `external` samples from the user's endpoints, which
+    serve a fixed model (e.g. a stronger teacher): only the sampling stage uses them, evaluation stays on the
+    in-process engine of the round's own checkpoint."""
+
+    mode: Literal["managed", "external"] = Field(
+        default="managed",
+        description="managed: flywheel runs `vllm serve` (engine.replicas of them) and sends the prompt as token ids "
+        "rendered with the model's chat template, as in-process sampling does; external: `endpoints` serve a "
+        "fixed model, prompts go as chat messages and the server applies its own template.",
+    )
+    endpoints: list[str] = Field(
+        default=[],
+        description="external: base URLs of the OpenAI API, e.g. http://10.0.0.5:8000/v1; requests are spread "
+        "over them. Must not hold credentials (use api_key_env).",
+    )
+    model: str | None = Field(
+        default=None,
+        description="external: the served model name sent with every request; None takes the first model the "
+        "first endpoint lists at /models. Recorded in the manifest and in the traces' model_ref.",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key; the key itself is never stored.",
+    )
+    concurrency: int = Field(default=16, ge=1, description="Requests in flight per endpoint.")
+    request_n: bool | None = Field(
+        default=None,
+        description="true: the k samples of a problem in one request with `n` and `seed` (vLLM gives sample i "
+        "seed+i; each sample's length comes from vLLM's return_token_ids). false: k requests with n=1 and seeds "
+        "seed+i, for servers without `n` or per-sample token ids; on vLLM both give the same traces. None: true "
+        "in mode managed, false in mode external.",
+    )
+    timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one request, in seconds.")
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        description="Retries of a request on connection errors, timeouts, 408, 409, 429 and 5xx, with exponential "
+        "back-off (the openai client's own retry policy).",
+    )
+    startup_timeout_s: float = Field(
+        default=900.0, gt=0, description="managed: how long a `vllm serve` replica may take to answer /health."
+    )
+    serve_args: list[str] = Field(
+        default=[], description="managed: extra command-line arguments for every `vllm serve` replica."
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def endpoints_hold_no_credentials(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^https?://[^/@\s]+(/\S*)?$", url):
+                raise ValueError(
+                    f"endpoint {url!r} is not an http(s) base URL without credentials, e.g. http://host:8000/v1 "
+                    "(an API key goes in the environment variable named by api_key_env)"
+                )
+        return value
+
+
 class EngineConfig(Strict):
-    """vLLM engine settings. Only what differs between CPU and GPU machines lives here."""
+    """vLLM engine settings and where sampling runs. Only what differs between machines lives here, so a run may
+    resume on another backend: every backend seeds each (problem, sample) the same way."""
+
+    backend: Literal["vllm", "replicas", "openai"] = Field(
+        default="vllm",
+        description="vllm: one engine in the flow's process. replicas: engine.replicas engines, each in a process "
+        "of its own (on GPU, each on its own tensor_parallel_size devices), every shard's problems split over them. "
+        "openai: OpenAI-compatible servers (engine.openai), started by flywheel or external.",
+    )
+    replicas: int = Field(
+        default=1, ge=1, description="Engines (backend replicas) or managed `vllm serve` servers (backend openai)."
+    )
+    openai: OpenAIServersConfig = Field(
+        default=OpenAIServersConfig(), description="The servers of backend openai."
+    )
 
     kv_cache_space_gib: float = Field(
         default=1.0, gt=0, description="CPU only (VLLM_CPU_KVCACHE_SPACE): KV cache size in GiB."
@@ -316,6 +390,18 @@ class EngineConfig(Strict):
         "skips a second import of vLLM and torch, tens of seconds on a busy CPU. For small models and quick runs.",
     )
     extra: dict[str, Any] = Field(default={}, description="Passed to `vllm.LLM(...)` unchanged.")
+
+    @model_validator(mode="after")
+    def openai_servers_are_named(self) -> EngineConfig:
+        servers = self.openai
+        if self.backend == "openai" and servers.mode == "external" and not servers.endpoints:
+            raise ValueError("engine.openai.mode external needs engine.openai.endpoints (base URLs of the servers)")
+        if servers.mode == "managed" and servers.endpoints:
+            raise ValueError(
+                "engine.openai.endpoints are for mode external; mode managed starts its own servers "
+                "(engine.replicas of them)"
+            )
+        return self
 
 
 class VerifyConfig(Strict):

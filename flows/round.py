@@ -34,7 +34,7 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
 
 from configs import OrchestrationConfig, RunConfig, TrainConfig, config_hash
-from flows.engines import ENGINES, VERIFIER_POOLS
+from flows.engines import ENGINES, VERIFIER_POOLS, replica_metrics
 from flows.faults import crash_point
 from flows.retrying import should_retry
 from flows.runners import DEFAULT_WORKERS, verify_shard
@@ -192,6 +192,7 @@ def _run_round(config: RunConfig, round_id: int) -> dict[str, Any]:
         "metrics": metrics,
         # an evaluation journaled before prompting was recorded, resumed now, has no prompting.json
         "prompting": store.read_json(round_id, PROMPTING_FILE) if PROMPTING_FILE in {f.path for f in files} else None,
+        "sampling": ENGINES.sampling_record(config.engine),
         "timings_s": journal.seconds(),
         "seed": config.seed,
         "packages": _package_versions(),
@@ -379,6 +380,7 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
     records: dict[int, FileRecord] = {}
     seconds = {"sample": 0.0, "verify": 0.0}
     in_flight: deque[_ShardInFlight] = deque()
+    ENGINES.take_usage()  # counted from here: this stage's shards only
 
     def finish_oldest() -> None:
         shard = in_flight.popleft()
@@ -423,7 +425,8 @@ def _sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model
     while in_flight:
         finish_oldest()
     files = [records[part] for part in sorted(records)]
-    return StageOutput(files, {f"{name}_seconds": value for name, value in seconds.items()})
+    metrics = {f"{name}_seconds": value for name, value in seconds.items()} | replica_metrics(ENGINES.take_usage())
+    return StageOutput(files, metrics)
 
 
 def _train(
@@ -571,7 +574,12 @@ def _sample_traces(
         max_tokens = evaluate.max_tokens or config.sample.max_tokens
         spec = SamplingSpec(evaluate.k, evaluate.temperature, evaluate.top_p, max_tokens, stop)
     sampler = ENGINES.get(
-        resolve_model_path(store, model_ref), config.model, config.engine, config.seed, config.problems.system_prompt
+        resolve_model_path(store, model_ref),
+        config.model,
+        config.engine,
+        config.seed,
+        config.problems.system_prompt,
+        purpose=purpose,
     )
     return sampler.sample(
         problems,

@@ -6,8 +6,8 @@ The HTML says how the round's prompts were rendered (chat template, system messa
 instruction) and holds every plot as a base64 PNG drawn with matplotlib's Agg canvas (no pyplot, no display), so
 the file opens anywhere on its own: held-out accuracy per round, this round's pass-rate histogram, bucket
 sizes per round, kept and dropped traces by reason, the curation filters in the order they ran with what each
-dropped, tokens per second of sampling and training, and stage timings. The markdown is the summary that
-Prefect's UI shows for a round. Nothing is read or written here.
+dropped, tokens per second of sampling and training (and of each sampling replica), and stage timings. The
+markdown is the summary that Prefect's UI shows for a round. Nothing is read or written here.
 """
 
 from __future__ import annotations
@@ -61,6 +61,16 @@ def curation_filters(manifest: dict[str, Any]) -> list[str]:
 def sampling_tokens_per_second(metrics: dict[str, float]) -> float | None:
     tokens, seconds = metrics.get("sample_tokens"), metrics.get("sample_seconds")
     return tokens / seconds if tokens is not None and seconds else None
+
+
+def replica_tokens_per_second(metrics: dict[str, float]) -> list[float | None]:
+    """Completion tokens per busy second of each sampling replica (engine process or endpoint), in replica order."""
+    rates: list[float | None] = []
+    while f"sample_replica{len(rates)}_seconds" in metrics:
+        prefix = f"sample_replica{len(rates)}"
+        tokens, seconds = metrics.get(f"{prefix}_completion_tokens"), metrics[f"{prefix}_seconds"]
+        rates.append(tokens / seconds if tokens is not None and seconds else None)
+    return rates
 
 
 def training_tokens_per_second(metrics: dict[str, float]) -> float | None:
@@ -274,9 +284,15 @@ def _throughput_plot(manifests: Sequence[dict[str, Any]]) -> str:
     if not any(series.values()):
         return _note("No round recorded token counts with its sampling or training time.")
 
+    replicas = {m["round"]: replica_tokens_per_second(m["metrics"]) for m in manifests}
+    replicas = {round_id: rates for round_id, rates in replicas.items() if any(r is not None for r in rates)}
+    columns = 3 if replicas else 2
+
     def draw(figure: Figure) -> None:
+        if replicas:
+            _replica_bars(figure.add_subplot(1, columns, 3), replicas)
         for index, (name, points) in enumerate(series.items()):
-            axes = figure.add_subplot(1, 2, index + 1)
+            axes = figure.add_subplot(1, columns, index + 1)
             axes.set_title(f"{name} (completion tokens / s)" if name == "sampling" else f"{name} (tokens / s)")
             if points:
                 bars = axes.bar(*zip(*points, strict=True), color="#8172b3" if name == "sampling" else "#dd8452")
@@ -298,7 +314,26 @@ def _throughput_plot(manifests: Sequence[dict[str, Any]]) -> str:
         if missing
         else ""
     )
-    return _figure(draw, "tokens per second of sampling and training per round", width=9.0) + note
+    return _figure(draw, "tokens per second of sampling and training per round", width=4.5 * columns) + note
+
+
+def _replica_bars(axes: Any, replicas: dict[int, list[float | None]]) -> None:
+    """Grouped bars: per round, one bar per sampling replica."""
+    most = max(len(rates) for rates in replicas.values())
+    width = 0.8 / most
+    for replica in range(most):
+        points = [
+            (round_id - 0.4 + width * (replica + 0.5), rates[replica])
+            for round_id, rates in replicas.items()
+            if replica < len(rates) and rates[replica] is not None
+        ]
+        if points:
+            axes.bar(*zip(*points, strict=True), width=width, label=f"replica {replica}")
+    axes.set_title("sampling per replica (completion tokens / s)")
+    axes.set_xlabel("round")
+    _integer_rounds(axes, list(replicas))
+    if most > 1:
+        axes.legend(fontsize=7)
 
 
 def _timings_plot(manifests: Sequence[dict[str, Any]]) -> str:

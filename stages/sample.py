@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,23 @@ def show_progress() -> bool:
 SHUTDOWN_TIMEOUT_S = 2.0
 
 
+@dataclass
+class ReplicaUsage:
+    """What one replica (an endpoint, an engine process) produced: to compare replicas and compute tokens/s."""
+
+    label: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: ReplicaUsage) -> None:
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.seconds += other.seconds
+
+
 @dataclass(frozen=True)
 class SamplingSpec:
     k: int
@@ -65,6 +83,11 @@ class SamplingSpec:
 def problem_seed(run_seed: int, round_id: int, problem_id: str, purpose: str = "sample") -> int:
     digest = hashlib.sha256(f"{run_seed}/{round_id}/{purpose}/{problem_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def problem_seeds(problems: pa.Table, *, run_seed: int, round_id: int, purpose: str) -> list[int]:
+    """The sampling seed of every problem of `problems`, in row order (sample i of a problem gets seed + i)."""
+    return [problem_seed(run_seed, round_id, pid, purpose) for pid in problems.column("problem_id").to_pylist()]
 
 
 def chat_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -214,6 +237,12 @@ class Sampler:
         self.model_path = model_path
         self.llm = LLM(**options)
         self.tokenizer = self.llm.get_tokenizer()
+        self.usage = [ReplicaUsage("in-process")]
+
+    def take_usage(self) -> list[ReplicaUsage]:
+        """What this engine sampled since the last call (one replica), and reset."""
+        taken, self.usage = self.usage, [ReplicaUsage("in-process")]
+        return taken
 
     def sample(
         self,
@@ -231,7 +260,7 @@ class Sampler:
 
         problem_ids = problems.column("problem_id").to_pylist()
         prompts = problems.column("prompt").to_pylist()
-        seeds = [problem_seed(run_seed, round_id, pid, purpose) for pid in problem_ids]
+        seeds = problem_seeds(problems, run_seed=run_seed, round_id=round_id, purpose=purpose)
         requests = [TokensPrompt(prompt_token_ids=render_prompt_ids(self.tokenizer, p, system_prompt)) for p in prompts]
         params = [
             SamplingParams(
@@ -244,7 +273,12 @@ class Sampler:
             )
             for seed in seeds
         ]
+        started = time.perf_counter()
         outputs = self.llm.generate(requests, params, use_tqdm=show_progress())
+        usage = self.usage[0]
+        usage.seconds += time.perf_counter() - started
+        usage.requests += len(requests)
+        usage.prompt_tokens += sum(len(request["prompt_token_ids"]) for request in requests)
         rows: list[dict[str, Any]] = []
         for problem_id, prompt, seed, output in zip(problem_ids, prompts, seeds, outputs, strict=True):
             for completion in output.outputs:
@@ -261,6 +295,7 @@ class Sampler:
                         "seed": seed,
                     }
                 )
+        usage.completion_tokens += sum(row["completion_tokens"] for row in rows)
         return pa.Table.from_pylist(rows, schema=TRACES_SCHEMA)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from stages.report_html import (
     drop_reason_counts,
     render_report_html,
     render_round_markdown,
+    replica_tokens_per_second,
     sampling_tokens_per_second,
     training_tokens_per_second,
 )
@@ -126,6 +127,23 @@ def test_tokens_per_second_from_manifest_metrics() -> None:
     assert training_tokens_per_second(ROUND_1["metrics"]) == 250.0
     assert sampling_tokens_per_second(ROUND_0["metrics"]) is None  # round 0 samples nothing
     assert training_tokens_per_second({"train_tokens": 0.0, "train_seconds": 1.0}) is None
+
+
+def test_tokens_per_second_of_each_sampling_replica_is_plotted() -> None:
+    replicas = {
+        "sample_replica0_completion_tokens": 300.0,
+        "sample_replica0_seconds": 1.5,
+        "sample_replica1_completion_tokens": 100.0,
+        "sample_replica1_seconds": 1.0,
+    }
+    assert replica_tokens_per_second(replicas) == [200.0, 100.0]
+    assert replica_tokens_per_second(ROUND_1["metrics"]) == []
+    plain = _images(render_report_html(ReportInput("demo", [ROUND_0, ROUND_1])))
+    with_replicas = {**ROUND_1, "metrics": {**ROUND_1["metrics"], **replicas}}
+    images = _images(render_report_html(ReportInput("demo", [ROUND_0, with_replicas])))
+    assert len(images) == len(plain)
+    throughput = [i for i, (a, b) in enumerate(zip(plain, images, strict=True)) if a.shape != b.shape]
+    assert len(throughput) == 1 and images[throughput[0]].shape[1] > plain[throughput[0]].shape[1]  # a third panel
 
 
 def test_markdown_summary_lists_metrics_counts_and_timings() -> None:

@@ -1,0 +1,272 @@
+"""Sample k completions per problem from OpenAI-compatible servers (`vllm serve`, SGLang, TGI, a hosted API).
+
+`EndpointSampler` has the contract of `stages.sample.Sampler.sample`: the same traces table, the same seed per
+(problem, sample). Problems are spread round-robin over the endpoints, each with its own limit of requests in
+flight, through the `openai` package's async client, whose retry policy (exponential back-off on connection
+errors, timeouts, 408/409/429 and 5xx) and per-request timeout are used as they are. A request that still fails
+raises `EndpointError` naming the URL.
+
+Two ways to prompt. With a tokenizer (a server of the run's own checkpoint), the prompt goes to /completions as
+the token ids `stages.sample.render_prompt_ids` gives, so a vLLM server samples exactly what the in-process engine
+samples. Without one (an external model), it goes to /chat/completions as messages and the server applies its own
+chat template. Sample i of a problem is asked for with seed+i, either in one request (`n`=k, `seed`: vLLM gives
+sample i seed+i) or in k requests of n=1; servers that ignore `seed`, or batch requests differently, give other
+traces on every call: their traces are reproducible only as far as the server is.
+
+It opens no file and starts no server (flows/serving.py starts `vllm serve`); the API key is passed in by the
+caller and never appears in a trace, a note or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+import pyarrow as pa
+
+from stages.sample import (
+    TRACES_SCHEMA,
+    ReplicaUsage,
+    SamplingSpec,
+    chat_messages,
+    problem_seeds,
+    render_prompt_ids,
+)
+
+T = TypeVar("T")
+
+
+class EndpointError(RuntimeError):
+    """A request to an endpoint failed after the client's retries, or its answer is not what was asked for."""
+
+
+@dataclass(frozen=True)
+class _Choice:
+    index: int
+    text: str
+    tokens: int
+    finish_reason: str | None
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    usage: ReplicaUsage
+    client: Any = None
+    gate: asyncio.Semaphore | None = None
+    busy_since: float | None = None
+    in_flight: int = field(default=0)
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to completion in an event loop of its own thread: the caller may be inside a running loop
+    (a Prefect task, a notebook), where asyncio.run is refused."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+class EndpointSampler:
+    """Sampling from `endpoints` (base URLs ending in /v1) that serve `served_model`. `tokenizer` set: prompts
+    are token ids on /completions; None: chat messages on /chat/completions. `traces_model_ref`, when set,
+    replaces the caller's model_ref in the traces (an external model is not the round's)."""
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        served_model: str,
+        *,
+        tokenizer: Any | None,
+        api_key: str | None,
+        concurrency: int,
+        request_n: bool,
+        timeout_s: float,
+        max_retries: int,
+        model_path: str,
+        traces_model_ref: str | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("EndpointSampler needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.served_model = served_model
+        self.tokenizer = tokenizer
+        self.model_path = model_path
+        self.traces_model_ref = traces_model_ref
+        self.notes = list(notes or [])
+        self._api_key = api_key or "EMPTY"  # servers without authentication accept any key; the client wants one
+        self._concurrency = concurrency
+        self._request_n = request_n
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self.usage = [ReplicaUsage(url) for url in self.endpoints]
+
+    def take_usage(self) -> list[ReplicaUsage]:
+        """Usage per endpoint since the last call, and reset."""
+        taken, self.usage = self.usage, [ReplicaUsage(url) for url in self.endpoints]
+        return taken
+
+    def sample(
+        self,
+        problems: pa.Table,
+        spec: SamplingSpec,
+        *,
+        round_id: int,
+        model_ref: str,
+        run_seed: int,
+        system_prompt: str | None = None,
+        purpose: str = "sample",
+    ) -> pa.Table:
+        seeds = problem_seeds(problems, run_seed=run_seed, round_id=round_id, purpose=purpose)
+        prompts = problems.column("prompt").to_pylist()
+        problem_ids = problems.column("problem_id").to_pylist()
+        results = run_coroutine(self._sample_all(prompts, seeds, spec, system_prompt))
+        rows = [
+            {
+                "round": round_id,
+                "problem_id": problem_id,
+                "sample_idx": choice.index,
+                "model_ref": self.traces_model_ref or model_ref,
+                "prompt": prompt,
+                "completion": choice.text,
+                "completion_tokens": choice.tokens,
+                "finish_reason": choice.finish_reason,
+                "seed": seed,
+            }
+            for problem_id, prompt, seed, choices in zip(problem_ids, prompts, seeds, results, strict=True)
+            for choice in choices
+        ]
+        return pa.Table.from_pylist(rows, schema=TRACES_SCHEMA)
+
+    async def _sample_all(
+        self, prompts: list[str], seeds: list[int], spec: SamplingSpec, system_prompt: str | None
+    ) -> list[list[_Choice]]:
+        endpoints = [
+            _Endpoint(
+                url,
+                ReplicaUsage(url),
+                openai.AsyncOpenAI(
+                    base_url=url, api_key=self._api_key, timeout=self._timeout_s, max_retries=self._max_retries
+                ),
+                asyncio.Semaphore(self._concurrency),
+            )
+            for url in self.endpoints
+        ]
+        try:
+            jobs = [
+                self._sample_problem(endpoints[row % len(endpoints)], prompt, seed, spec, system_prompt)
+                for row, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True))
+            ]
+            return list(await asyncio.gather(*jobs))
+        finally:
+            for endpoint in endpoints:
+                await endpoint.client.close()
+            for total, endpoint in zip(self.usage, endpoints, strict=True):
+                total.add(endpoint.usage)
+
+    async def _sample_problem(
+        self, endpoint: _Endpoint, prompt: str, seed: int, spec: SamplingSpec, system_prompt: str | None
+    ) -> list[_Choice]:
+        if self._request_n:
+            return await self._request(endpoint, prompt, seed, spec.k, 0, spec, system_prompt)
+        parts = await asyncio.gather(
+            *(self._request(endpoint, prompt, seed + i, 1, i, spec, system_prompt) for i in range(spec.k))
+        )
+        return [choice for part in parts for choice in part]
+
+    async def _request(
+        self,
+        endpoint: _Endpoint,
+        prompt: str,
+        seed: int,
+        n: int,
+        first_index: int,
+        spec: SamplingSpec,
+        system_prompt: str | None,
+    ) -> list[_Choice]:
+        """One request for `n` samples seeded `seed` (vLLM: sample i gets seed+i), indexed from `first_index`."""
+        assert endpoint.gate is not None
+        options: dict[str, Any] = {
+            "model": self.served_model,
+            "n": n,
+            "seed": seed,
+            "temperature": spec.temperature,
+            "top_p": spec.top_p,
+            "max_tokens": spec.max_tokens,
+            "stop": list(spec.stop) or None,
+        }
+        async with endpoint.gate:
+            started = time.perf_counter()
+            endpoint.in_flight += 1
+            if endpoint.busy_since is None:
+                endpoint.busy_since = started
+            try:
+                if self.tokenizer is not None:
+                    ids = render_prompt_ids(self.tokenizer, prompt, system_prompt)
+                    # vLLM's extension: each choice's token ids, so every sample's length is exact.
+                    response = await endpoint.client.completions.create(
+                        prompt=ids, extra_body={"return_token_ids": True}, **options
+                    )
+                else:
+                    response = await endpoint.client.chat.completions.create(
+                        messages=chat_messages(prompt, system_prompt), **options
+                    )
+            except (openai.OpenAIError, ValueError) as error:  # ValueError: a body that is not JSON
+                raise EndpointError(f"endpoint {endpoint.url}: {type(error).__name__}: {error}") from error
+            finally:
+                endpoint.in_flight -= 1
+                if endpoint.in_flight == 0 and endpoint.busy_since is not None:
+                    endpoint.usage.seconds += time.perf_counter() - endpoint.busy_since
+                    endpoint.busy_since = None
+        return self._choices(endpoint, response, n, first_index)
+
+    def _choices(self, endpoint: _Endpoint, response: Any, n: int, first_index: int) -> list[_Choice]:
+        choices = list(getattr(response, "choices", None) or [])
+        usage = getattr(response, "usage", None)
+        if len(choices) != n or usage is None:
+            raise EndpointError(
+                f"endpoint {endpoint.url}: asked for {n} samples with usage, got {len(choices)} choices"
+                f"{'' if usage is not None else ' and no usage'}: the server may not support `n` "
+                "(set engine.openai.request_n: false)"
+            )
+        endpoint.usage.requests += 1
+        endpoint.usage.prompt_tokens += int(usage.prompt_tokens or 0)
+        endpoint.usage.completion_tokens += int(usage.completion_tokens or 0)
+        parsed = []
+        for choice in sorted(choices, key=lambda c: c.index):
+            token_ids = getattr(choice, "token_ids", None)
+            if token_ids is not None:
+                tokens = len(token_ids)
+            elif n == 1:
+                tokens = int(usage.completion_tokens or 0)
+            else:
+                raise EndpointError(
+                    f"endpoint {endpoint.url}: no token count per sample (only vLLM returns token_ids) with n={n}; "
+                    "set engine.openai.request_n: false to count each sample's tokens from its own usage"
+                )
+            message = getattr(choice, "message", None)
+            text = message.content if message is not None else choice.text
+            parsed.append(_Choice(first_index + choice.index, text or "", tokens, choice.finish_reason))
+        return parsed
+
+    def close(self) -> None:
+        """Nothing to release: every client is closed when its `sample` call ends."""
+
+
+def served_models(url: str, api_key: str | None, timeout_s: float) -> list[str]:
+    """The model names an endpoint lists at /models."""
+
+    async def listing() -> list[str]:
+        client = openai.AsyncOpenAI(base_url=url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        try:
+            return [model.id async for model in client.models.list()]
+        except (openai.OpenAIError, ValueError) as error:
+            raise EndpointError(f"endpoint {url}: listing /models: {type(error).__name__}: {error}") from error
+        finally:
+            await client.close()
+
+    return run_coroutine(listing())

@@ -1,0 +1,248 @@
+"""The sampling backends for real: `vllm serve` of the tiny model (managed and external), a flaky HTTP proxy in front
+of it, and two engine replicas in processes of their own. One server serves the whole module."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from configs import ArithmeticConfig, EngineConfig, ModelConfig
+from flows.engines import ENGINES, ManagedEndpointSampler, replica_metrics, start_backend
+from flows.replicas import ReplicaError, ReplicaSampler
+from stages.problems import generate_arithmetic, split_of
+from stages.sample import TRACES_SCHEMA, SamplingSpec
+from stages.sample_openai import EndpointError, EndpointSampler
+from stages.tiny_model import build_tiny_arithmetic_model
+
+pytestmark = pytest.mark.slow
+
+MODEL = ModelConfig(init="tiny-arithmetic", dtype="float32", max_model_len=32)
+SPEC = SamplingSpec(3, 1.0, 1.0, 6)
+SECRET = "sk-test-credential-0123456789"
+KEY = ["problem_id", "sample_idx"]
+
+
+def _engine(**changes: Any) -> EngineConfig:
+    return EngineConfig(enforce_eager=True, extra={"distributed_executor_backend": "uni"}, **changes)
+
+
+def _problems() -> pa.Table:
+    return split_of(generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=1, n_train=10), seed=0), "train")
+
+
+def _sample(sampler: Any, problems: pa.Table | None = None) -> pa.Table:
+    traces = sampler.sample(_problems() if problems is None else problems, SPEC, round_id=1, model_ref="m", run_seed=0)
+    return traces.sort_by([(k, "ascending") for k in KEY])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model, tokenizer = build_tiny_arithmetic_model(seed=0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def managed(tiny_model: Path) -> Iterator[ManagedEndpointSampler]:
+    """One `vllm serve` of the tiny model, started and stopped by the openai backend in mode managed."""
+    backend = start_backend("openai", str(tiny_model), MODEL, _engine(backend="openai"), seed=0)
+    assert isinstance(backend, ManagedEndpointSampler)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def managed_traces(managed: ManagedEndpointSampler) -> pa.Table:
+    return _sample(managed)
+
+
+def test_managed_server_samples_the_traces_table_with_exact_token_counts(
+    managed: ManagedEndpointSampler, managed_traces: pa.Table
+) -> None:
+    assert managed_traces.schema == TRACES_SCHEMA
+    rows = managed_traces.to_pylist()
+    assert len(rows) == 10 * SPEC.k
+    assert {r["sample_idx"] for r in rows} == {0, 1, 2}
+    assert all(0 < r["completion_tokens"] <= SPEC.max_tokens for r in rows)
+    assert set(managed_traces.column("finish_reason").to_pylist()) <= {"stop", "length"}
+    (usage,) = managed.take_usage()
+    assert usage.label == managed.endpoints[0] and usage.requests == 10
+    assert usage.completion_tokens == sum(r["completion_tokens"] for r in rows) and usage.seconds > 0
+    assert replica_metrics([usage])["sample_replica0_completion_tokens"] == float(usage.completion_tokens)
+
+
+def test_managed_server_is_seeded_per_sample(managed: ManagedEndpointSampler, managed_traces: pa.Table) -> None:
+    """The same seeds give the same traces, whether the k samples come in one request or in k requests."""
+    assert _sample(managed).equals(managed_traces)
+    one_per_request = EndpointSampler(
+        managed.endpoints,
+        managed.served_model,
+        tokenizer=managed.tokenizer,
+        api_key=None,
+        concurrency=4,
+        request_n=False,
+        timeout_s=60,
+        max_retries=0,
+        model_path=managed.model_path,
+    )
+    assert _sample(one_per_request).equals(managed_traces)
+
+
+def test_two_replicas_sample_what_the_server_samples(tiny_model: Path, managed_traces: pa.Table) -> None:
+    """Two engine processes, each with half of the shard, give the traces of the same seeds."""
+    replicas = ReplicaSampler(str(tiny_model), MODEL, _engine(backend="replicas", replicas=2), seed=0)
+    try:
+        traces = _sample(replicas)
+        usage = replicas.take_usage()
+        # A replica that dies fails the shard with an error naming it (the round's retry starts fresh replicas).
+        os.kill(replicas.process_ids()[1], signal.SIGKILL)
+        with pytest.raises(ReplicaError, match="replica 1 of 2: its engine process died"):
+            _sample(replicas)
+    finally:
+        replicas.close()
+    assert traces.equals(managed_traces)
+    assert [u.requests for u in usage] == [5, 5]
+    assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
+
+
+def test_external_endpoint_records_its_model_and_never_the_key(
+    managed: ManagedEndpointSampler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEACHER_API_KEY", SECRET)
+    with _Proxy(managed.endpoints[0], failures=0) as proxy:
+        engine = _engine(
+            backend="openai", openai={"mode": "external", "endpoints": [proxy.url], "api_key_env": "TEACHER_API_KEY"}
+        )
+        backend = ENGINES.get("round:0-path-unused", MODEL, engine, 0, purpose="sample")
+        try:
+            traces = _sample(backend)
+            record = ENGINES.sampling_record(engine)
+        finally:
+            ENGINES.close()
+    assert set(traces.column("model_ref").to_pylist()) == {f"external:{managed.served_model}"}
+    assert traces.num_rows == 10 * SPEC.k
+    assert record["served_model"] == managed.served_model and record["endpoints"] == [proxy.url]
+    assert record["traces_from"] == "external endpoints" and record["api_key_env"] == "TEACHER_API_KEY"
+    # The key reached the server, and is in nothing flywheel keeps.
+    assert proxy.authorizations and set(proxy.authorizations) == {f"Bearer {SECRET}"}
+    kept = json.dumps(record) + json.dumps(traces.to_pylist()) + json.dumps(backend.notes)
+    assert SECRET not in kept
+
+
+def test_transient_errors_are_retried_with_back_off(managed: ManagedEndpointSampler, managed_traces: pa.Table) -> None:
+    """A proxy that answers 503, then 429, then forwards: the client retries and the traces are the server's."""
+    with _Proxy(managed.endpoints[0], failures=2) as proxy:
+        flaky = _endpoint_sampler(proxy.url, managed, max_retries=3, concurrency=1)
+        traces = _sample(flaky)
+    assert traces.equals(managed_traces)
+    assert proxy.statuses[:2] == [503, 429] and proxy.statuses[2:] == [200] * 10
+    assert proxy.times[1] - proxy.times[0] >= 0.3  # the client backs off (0.5 s less jitter) before retrying
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [("error", "InternalServerError"), ("garbage", "APIResponseValidationError|JSON"), ("slow", "Timeout")],
+)
+def test_bad_endpoints_raise_an_error_naming_the_url(
+    managed: ManagedEndpointSampler, behaviour: str, message: str
+) -> None:
+    with _Proxy(managed.endpoints[0], failures=1000, behaviour=behaviour) as proxy:
+        bad = _endpoint_sampler(proxy.url, managed, max_retries=1, concurrency=2, timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(EndpointError, match=rf"endpoint {proxy.url}") as raised:
+            _sample(bad, _problems().slice(0, 1))
+    assert any(part in str(raised.value) for part in message.split("|")), str(raised.value)
+    assert time.monotonic() - started < 20
+
+
+def test_connection_refused_names_the_url(managed: ManagedEndpointSampler) -> None:
+    url = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+    with pytest.raises(EndpointError, match=rf"endpoint {url}: APIConnectionError"):
+        _sample(_endpoint_sampler(url, managed, max_retries=0, concurrency=1), _problems().slice(0, 1))
+
+
+def _endpoint_sampler(url: str, managed: ManagedEndpointSampler, **settings: Any) -> EndpointSampler:
+    options = {"request_n": True, "timeout_s": 60.0, **settings}
+    return EndpointSampler(
+        [url], managed.served_model, tokenizer=managed.tokenizer, api_key=None, model_path=managed.model_path, **options
+    )
+
+
+@dataclass
+class _Proxy:
+    """An HTTP server on 127.0.0.1 that misbehaves for its first `failures` requests (503 then 429, a 500, a body
+    that is not JSON, or an answer slower than the client waits), then forwards requests to `upstream`."""
+
+    upstream: str
+    failures: int
+    behaviour: str = "transient"
+    statuses: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> _Proxy:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._forward(None)
+
+            def do_POST(self) -> None:
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+            def _forward(self, body: bytes | None) -> None:
+                proxy.times.append(time.monotonic())
+                proxy.authorizations.append(self.headers.get("Authorization", ""))
+                failing = len(proxy.statuses) < proxy.failures
+                if failing and proxy.behaviour == "slow":
+                    time.sleep(3)
+                    return self._reply(200, b"{}")
+                if failing and proxy.behaviour == "garbage":
+                    return self._reply(200, b"{not json")
+                if failing:
+                    transient = proxy.behaviour == "transient"
+                    return self._reply((503, 429)[len(proxy.statuses) % 2] if transient else 500, b'{"error": "no"}')
+                target = proxy.upstream.removesuffix("/v1") + self.path
+                with httpx.Client(timeout=60) as client:
+                    answer = client.request(
+                        self.command, target, content=body, headers={"Content-Type": "application/json"}
+                    )
+                self._reply(answer.status_code, answer.content)
+
+            def _reply(self, status: int, body: bytes) -> None:
+                proxy.statuses.append(status)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (the slow case)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
