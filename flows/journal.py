@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from configs import OrchestrationConfig
 from flows.faults import crash_point
+from flows.logs import run_logger
 from flows.retrying import should_retry
 from flows.watchdog import WATCHDOG
 from storage import FileRecord, RunStore
@@ -62,7 +63,7 @@ class RoundJournal:
         files = [FileRecord(**entry) for entry in record["files"]]
         problem = self.store.check_files(self.round_id, files)
         if problem is not None:
-            get_run_logger().warning("round %d: re-running stage %r: %s", self.round_id, stage, problem)
+            run_logger().warning("round %d: re-running stage %r: %s", self.round_id, stage, problem)
             self._redo_from(position)
             return None
         return StageOutput(files, record["metrics"])
@@ -98,7 +99,7 @@ def run_stage(
     WATCHDOG.beat(f"round {journal.round_id}, stage {stage!r}")
     output = journal.reusable(stage)
     if output is not None:
-        get_run_logger().info("round %d: stage %r already done, reusing its files", journal.round_id, stage)
+        run_logger().info("round %d: stage %r already done, reusing its files", journal.round_id, stage)
     else:
         retry = retry_options(orchestration) if stage in RETRIED_STAGES else {}
         started = time.perf_counter()

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
-from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from configs import RunConfig
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.faults import crash_point
 from flows.journal import StageOutput, retry_options, run_task
+from flows.logs import run_logger
 from flows.models import model_folder
 from flows.runners import DEFAULT_WORKERS, verify_shard
 from flows.watchdog import WATCHDOG
@@ -52,7 +52,7 @@ def sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model_
     as `orchestration` says; a failed sampling attempt drops the engine, so the retry starts a fresh one.
     Seconds are wall time including retries; `verify` runs from submission to verdicts, overlapping `sample`.
     """
-    logger = get_run_logger()
+    logger = run_logger()
     journaled = store.read_progress(round_id)["shards"].get("traces", {})
     retry = retry_options(config.orchestration)
     verify_task = verify_shard.with_options(**retry)

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-from prefect import get_run_logger
 
 from configs import RunConfig, TrainConfig
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.journal import StageOutput
+from flows.logs import run_logger
 from flows.models import PhaseModel
 from flows.train_job import train_phase
 from flows.watchdog import WATCHDOG
@@ -51,14 +51,14 @@ def train_phases(
         data = sft_data if phase == "sft" else grpo_problems
         assert data is not None
         if phase == "grpo" and data.num_rows == 0:
-            get_run_logger().warning(
+            run_logger().warning(
                 "round %d: no %s problems for GRPO (every sampled problem was solved by all or none of its "
                 "samples); the GRPO phase is skipped", round_id, train_config.grpo.problems,
             )  # fmt: skip
             metrics["grpo_problems"] = 0.0
             continue
         for warning in training_warnings(train_config, phase, data.num_rows):
-            get_run_logger().warning("round %d: %s", round_id, warning)
+            run_logger().warning("round %d: %s", round_id, warning)
         with disk_space_guard(store.scratch_dir(round_id)):
             if train_config.launcher is not None:
                 model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, data)
@@ -72,7 +72,7 @@ def train_phases(
                 model, phase_metrics = PhaseModel(model=result.model, tokenizer=result.tokenizer), result.metrics
         metrics |= phase_metrics
     if untrained(metrics, phases, train_config, round_id):
-        get_run_logger().warning("round %d: trained 0 steps; committed as untrained (train.allow_untrained)", round_id)
+        run_logger().warning("round %d: trained 0 steps; committed as untrained (train.allow_untrained)", round_id)
         metrics["untrained"] = 1.0
     metrics["train_seconds"] = sum(metrics.get(f"{phase}_seconds", 0.0) for phase in phases)
     metrics["train_tokens"] = sum(metrics.get(f"{phase}_tokens", 0.0) for phase in phases)
@@ -89,7 +89,7 @@ def _launch_phase(
     data: pa.Table,
 ) -> tuple[PhaseModel, dict[str, float]]:
     """Run one phase through `train.launcher`; returns the trained model (as its folder) and the phase's metrics."""
-    logger = get_run_logger()
+    logger = run_logger()
     files = store.phase_files(round_id, phase)
     finished = read_result(files.result)
     if finished is not None:
