@@ -106,7 +106,9 @@ def test_only_storage_touches_files(package: str) -> None:
 
 def test_the_file_call_check_sees_a_file_call(tmp_path: Path) -> None:
     module = tmp_path / "module.py"
-    module.write_text("def f(path, store, model):\n    store.write_table(0, 'x', None)\n    model.save_pretrained(path)\n")
+    module.write_text(
+        "def f(path, store, model):\n    store.write_table(0, 'x', None)\n    model.save_pretrained(path)\n"
+    )
     assert _file_calls(module) == [(3, "save_pretrained")]
 
 

@@ -90,7 +90,8 @@ def test_curate_writes_its_four_tables_and_drops_what_an_earlier_round_kept(tmp_
     store.begin_round(1)
     parts = [store.write_traces_part(1, 0, _traces(ids[:2])), store.write_traces_part(1, 1, _traces(ids[2:]))]
     output = curate_stage(store, config, 1, pool, parts)
-    assert [r.path for r in output.files] == [f"{n}.parquet" for n in ("dataset", "dropped", "difficulty", "signatures")]
+    tables = ("dataset", "dropped", "difficulty", "signatures")
+    assert [record.path for record in output.files] == [f"{name}.parquet" for name in tables]
     kept = store.read_table(1, "dataset", DATASET_SCHEMA)
     dropped = store.read_table(1, "dropped", DROPPED_SCHEMA)
     assert sorted(kept.column("problem_id").to_pylist()) == sorted(ids)  # one correct trace of each problem
