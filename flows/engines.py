@@ -24,6 +24,7 @@ from flows.replicas import ReplicaSampler
 from flows.serving import ManagedServers
 from stages.sample import ReplicaUsage, Sampler, SamplingSpec, prompting_note
 from stages.sample_openai import EndpointError, EndpointSampler, served_models
+from storage.models import load_tokenizer
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
@@ -111,9 +112,7 @@ def start_backend(
         return ReplicaSampler(model_path, model, engine, seed)
     settings = engine.openai
     if settings.mode == "managed":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        tokenizer = load_tokenizer(model_path)
         return ManagedEndpointSampler(ManagedServers(model_path, model, engine, seed), engine, tokenizer)
     key = api_key(engine)
     served = settings.model or _first_served_model(settings.endpoints[0], key, settings.timeout_s)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.inspect import TABLES, read_round_table
+from flows.inspect import read_round_table, round_tables
 from storage import RunStore, StoreError
+from storage.exports import is_new_or_empty, write_dataset_folder
 
 SPLIT = "train"
 DATA_FILE = f"data/{SPLIT}-00000-of-00001.parquet"
@@ -26,12 +27,12 @@ class ExportError(RuntimeError):
 
 def export_to_dir(store: RunStore, round_id: int, table_name: str, target: Path) -> int:
     """Write the round's table under `target` (new or empty) as a loadable dataset; returns its row count."""
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if not is_new_or_empty(target):
         raise ExportError(f"export target {target} exists and is not an empty folder; choose a new folder")
     dataset, manifest = _round_dataset(store, round_id, table_name)
-    (target / "data").mkdir(parents=True, exist_ok=True)
-    dataset.to_parquet(str(target / DATA_FILE))
-    _card(store.run_name, round_id, table_name, manifest, dataset.num_rows).save(str(target / "README.md"))
+    write_dataset_folder(
+        target, DATA_FILE, dataset, _card(store.run_name, round_id, table_name, manifest, dataset.num_rows)
+    )
     return dataset.num_rows
 
 
@@ -67,14 +68,9 @@ def _round_dataset(store: RunStore, round_id: int, table_name: str) -> tuple[Any
     if table is None:
         raise StoreError(
             f"round {round_id} of run {store.run_name!r} has no {table_name} table "
-            f"(tables it lists: {', '.join(_listed_tables(manifest)) or 'none'})"
+            f"(tables it lists: {', '.join(round_tables(store, round_id)) or 'none'})"
         )
     return Dataset(table), manifest
-
-
-def _listed_tables(manifest: dict[str, Any]) -> list[str]:
-    paths = [entry["path"] for entry in manifest["files"]]
-    return [name for name in TABLES if f"{name}.parquet" in paths or any(p.startswith(f"{name}/") for p in paths)]
 
 
 def _card(run: str, round_id: int, table_name: str, manifest: dict[str, Any], rows: int) -> Any:

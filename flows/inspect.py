@@ -18,14 +18,14 @@ def read_round_table(store: RunStore, round_id: int, name: str) -> pa.Table | No
     """A committed round's table, or None when the round has none of that name (round 0 has no traces)."""
     if name not in TABLES:
         raise StoreError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
-    listed = {entry["path"] for entry in store.read_manifest(round_id)["files"]}
     if name == "traces":
-        if not any(path.startswith("traces/") for path in listed):
-            return None
-        return store.read_parts(round_id)
-    if f"{name}.parquet" not in listed:
-        return None
-    return store.read_table(round_id, name)
+        return store.read_parts(round_id) if store.has_parts(round_id, name) else None
+    return store.read_table(round_id, name) if store.has_table(round_id, name) else None
+
+
+def round_tables(store: RunStore, round_id: int) -> list[str]:
+    """The tables (of TABLES) that committed round `round_id` has, traces as a table of parts."""
+    return [name for name in TABLES if store.has_table(round_id, name) or store.has_parts(round_id, name)]
 
 
 def diff_rounds(store: RunStore, first: int, second: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from configs import EngineConfig, ModelConfig
 from flows.serving import replica_environments
 from stages.sample import TRACES_SCHEMA, ReplicaUsage, Sampler, SamplingSpec
+from storage.models import load_tokenizer
 
 _ENGINE: Sampler | None = None  # the engine of a replica process, made by _start
 
@@ -63,14 +64,13 @@ class ReplicaSampler:
 
     def __init__(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> None:
         import torch
-        from transformers import AutoTokenizer
 
         cuda = torch.cuda.is_available()
         environments = replica_environments(
             engine.replicas, engine.tensor_parallel_size, cuda=cuda, devices=torch.cuda.device_count() if cuda else 0
         )
         self.model_path = model_path
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = load_tokenizer(model_path)
         self._pools = [
             ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             for _ in environments

@@ -11,9 +11,13 @@ before reports existed has no report, and `report_location` says so; nothing her
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage import FileRecord, RunStore, StoreError
+from storage.store import lists_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REPORT_FILE = "report.html"
 
@@ -25,13 +29,21 @@ def write_round_report(store: RunStore, round_id: int, manifest: dict[str, Any],
     from stages.report_html import ReportInput, render_report_html
 
     earlier = [store.read_manifest(r) for r in store.committed_rounds() if r < round_id]
-    listed = {record.path for record in files}
-    difficulty = store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA) if "difficulty.parquet" in listed else None
-    dropped = store.read_table(round_id, "dropped", DROPPED_SCHEMA) if "dropped.parquet" in listed else None
+    difficulty = (
+        store.read_table(round_id, "difficulty", DIFFICULTY_SCHEMA) if lists_table(files, "difficulty") else None
+    )
+    dropped = store.read_table(round_id, "dropped", DROPPED_SCHEMA) if lists_table(files, "dropped") else None
     page = render_report_html(
         ReportInput(store.run_name, [*earlier, {**manifest, "round": round_id}], difficulty, dropped)
     )
     return store.write_file(round_id, REPORT_FILE, page.encode())
+
+
+def read_if_listed(
+    store: RunStore, round_id: int, files: list[FileRecord], name: str, schema: pa.Schema
+) -> pa.Table | None:
+    """The round's table `name` when `files` (the round's files, about to be committed) hold it, else None."""
+    return store.read_table(round_id, name, schema) if lists_table(files, name) else None
 
 
 def report_location(store: RunStore, round_id: int | None = None) -> str:

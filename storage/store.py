@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from storage.jobs import PhaseFiles
+
 MANIFEST = "manifest.json"
 RESCORES = "rescores"
 PROGRESS = "progress.json"
@@ -314,7 +316,7 @@ class RunStore:
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
     def write_table(self, round_id: int, name: str, table: pa.Table) -> FileRecord:
-        relative = f"{name}.parquet"
+        relative = table_file(name)
         return self._record(relative, table.num_rows, self._write_parquet(self.round_path(round_id, relative), table))
 
     def write_traces_part(self, round_id: int, part: int, table: pa.Table, kind: str = "traces") -> FileRecord:
@@ -341,7 +343,7 @@ class RunStore:
     def read_table(self, round_id: int, name: str, schema: pa.Schema | None = None) -> pa.Table:
         """A round's table, checked against `schema` (None only to show a table as it was written); a committed
         round's table is checked against its manifest first."""
-        relative = f"{name}.parquet"
+        relative = table_file(name)
         if self.is_committed(round_id):
             listed = {record.path: record for record in self.committed_files(round_id)}
             if relative not in listed:
@@ -351,6 +353,18 @@ class RunStore:
                 )
             self.verify_file(round_id, listed[relative])
         return self._read_parquet(self.round_path(round_id, relative), schema)
+
+    def has_table(self, round_id: int, name: str) -> bool:
+        """Whether committed round `round_id` has the table `name` (its manifest lists `name.parquet`)."""
+        return lists_table(self.committed_files(round_id), name)
+
+    def has_parts(self, round_id: int, kind: str = "traces") -> bool:
+        """Whether committed round `round_id` has part files of `kind` (e.g. `traces/part-*.parquet`)."""
+        return any(record.path.startswith(f"{kind}/") for record in self.committed_files(round_id))
+
+    def ancestor_tables(self, name: str, rounds: range, schema: pa.Schema) -> list[pa.Table]:
+        """`name` of each committed round in `rounds` that has it, in round order (rounds without it are skipped)."""
+        return [self.read_table(r, name, schema) for r in rounds if self.has_table(r, name)]
 
     def read_parts(self, round_id: int, schema: pa.Schema | None = None, kind: str = "traces") -> pa.Table:
         """Every part file of a round: of a committed round, exactly those its manifest lists, each checked."""
@@ -381,6 +395,10 @@ class RunStore:
         base = self.round_path(round_id, ".scratch") if self.is_local else self._remote_scratch(round_id)
         os.makedirs(base, exist_ok=True)
         return base
+
+    def phase_files(self, round_id: int, phase: str) -> PhaseFiles:
+        """Where training phase `phase` of the round keeps its checkpoints and, when launched, its job files."""
+        return PhaseFiles.under(self.scratch_dir(round_id), phase)
 
     def _remote_scratch(self, round_id: int) -> str:
         digest = hashlib.sha256(self.root.encode()).hexdigest()[:12]
@@ -628,6 +646,21 @@ class RunStore:
     def _record(self, relative: str, rows: int | None, size_and_digest: tuple[int, str]) -> FileRecord:
         size, digest = size_and_digest
         return FileRecord(relative, rows, size, digest)
+
+
+def table_file(name: str) -> str:
+    """The path of table `name` in its round's folder."""
+    return f"{name}.parquet"
+
+
+def lists_table(files: list[FileRecord], name: str) -> bool:
+    """Whether `files` (a round's file records, committed or about to be) hold the table `name`."""
+    return lists_file(files, table_file(name))
+
+
+def lists_file(files: list[FileRecord], relative: str) -> bool:
+    """Whether `files` (a round's file records, committed or about to be) hold the file `relative`."""
+    return any(record.path == relative for record in files)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

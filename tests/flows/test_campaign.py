@@ -17,7 +17,7 @@ from prefect import flow
 
 from configs import EarlyStopConfig, RunConfig, parse_config
 from flows.campaign import plateau
-from flows.round import RoundJournal, StageOutput, run_stage
+from flows.journal import RoundJournal, StageOutput, run_stage
 from storage import RunStore
 from tests.conftest import run_flywheel, tiny_config
 
@@ -69,7 +69,7 @@ def _run_stage_in_a_flow(
 
     @flow(name="one-stage")
     def one_stage(config: RunConfig) -> None:
-        run_stage(RoundJournal(store, 1, (stage,)), stage, work)
+        run_stage(RoundJournal(store, 1, (stage,)), stage, work, config.orchestration)
 
     state = one_stage(config, return_state=True)
     return attempts, (state, store)
