@@ -91,6 +91,7 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
     lock = tmp_path / "runs" / "tiny" / "LOCK"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("FLYWHEEL_KILL_AT", None)
+    env["FLYWHEEL_PAUSE_AT"] = "stage:seed_data@0"  # holds the lock until it is killed, however fast the run is
     holder = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "run", str(config)],
         cwd=tmp_path,
