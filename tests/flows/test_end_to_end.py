@@ -11,12 +11,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from stages.curate import DATASET_SCHEMA, DIFFICULTY_SCHEMA, DROPPED_SCHEMA
 from stages.evaluate import EVAL_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA
-from tests.conftest import REPO, CommittedRun, file_digests
+from tests.conftest import REPO, CommittedRun, file_digests, tiny_config
 from verifiers import VERSIONS
 
 pytestmark = pytest.mark.slow
@@ -208,3 +209,19 @@ def test_read_only_commands_import_nothing_heavy_and_write_nothing(finished_run:
         assert imported and not imported & {"prefect", "vllm", "torch", "transformers"}, command
     assert list(elsewhere.iterdir()) == [], "a read-only command wrote into the working directory"
     assert file_digests(workdir / "runs") == before
+
+
+def test_a_control_run_trains_its_rounds_on_round_0s_labelled_data_alone(tmp_path: Path) -> None:
+    """The ablation arm (`control: true`, what `flywheel demo --control` runs beside the loop): nothing is sampled;
+    each round trains the same SFT steps on round 0's labelled data and is evaluated."""
+    config = tiny_config(tmp_path / "runs", control=True, run_name="tiny-control")
+    (tmp_path / "control.yaml").write_text(yaml.safe_dump(config))
+    _flywheel("run", "control.yaml", cwd=tmp_path)
+    rounds = tmp_path / "runs" / "tiny-control" / "rounds"
+    manifest = json.loads((rounds / "r0001" / "manifest.json").read_text())
+    files = {entry["path"] for entry in manifest["files"]}
+    assert "eval.parquet" in files and not any(path.startswith("traces/") for path in files)
+    labelled = pq.read_table(rounds / "r0000" / "dataset.parquet").num_rows
+    assert manifest["metrics"]["sft_examples"] == labelled
+    assert manifest["metrics"]["sft_steps"] == config["train"]["max_steps"]
+    assert manifest["model_in"] == "round:0" and manifest["model_out"] == "round:1"
