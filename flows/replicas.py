@@ -37,11 +37,12 @@ def _start(
 ) -> list[str]:
     """In the replica's process: its devices or cores, then its engine; returns the engine's notes."""
     global _ENGINE
-    # This process is the replica: its engine core runs in it rather than in yet another process (one import
-    # of vLLM and torch fewer per replica).
-    for name, value in {**environment, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
+    for name, value in environment.items():
         os.environ.setdefault(name, value)
-    _ENGINE = Sampler(model_path, model, engine.model_copy(update={"backend": "vllm", "replicas": 1}), seed)
+    # This process is the replica: its engine core runs in it rather than in yet another process (one import
+    # of vLLM and torch fewer per replica, and no engine process left behind when a replica dies).
+    replica = engine.model_copy(update={"backend": "vllm", "replicas": 1, "core_in_process": True})
+    _ENGINE = Sampler(model_path, model, replica, seed)
     return _ENGINE.notes
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pyarrow as pa
 import pytest
 
@@ -108,6 +109,8 @@ def test_two_replicas_sample_what_the_server_samples(tiny_model: Path, managed_t
     try:
         traces = _sample(replicas)
         usage = replicas.take_usage()
+        # Each engine core runs in its replica's process, so a replica killed below leaves no engine process behind.
+        assert all(psutil.Process(pid).children() == [] for pid in replicas.process_ids())
         # A replica that dies fails the shard with an error naming it (the round's retry starts fresh replicas).
         os.kill(replicas.process_ids()[1], signal.SIGKILL)
         with pytest.raises(ReplicaError, match="replica 1 of 2: its engine process died"):
