@@ -169,10 +169,15 @@ def evaluate_stage(store: RunStore, config: RunConfig, round_id: int, pool: pa.T
 
 
 def _write_prompting(store: RunStore, config: RunConfig, round_id: int, model_ref: str) -> FileRecord:
-    """`prompting.json`: how the engine that just sampled rendered prompts (stages.sample.prompting_record); the
+    """`prompting.json`: how the engine that just evaluated rendered prompts (stages.sample.prompting_record); the
     manifest carries it as `prompting`, and the report and `flywheel status` show it."""
     sampler = ENGINES.get(
-        model_folder(store, model_ref), config.model, config.engine, config.seed, config.problems.system_prompt
+        model_folder(store, model_ref),
+        config.model,
+        config.engine,
+        config.seed,
+        config.problems.system_prompt,
+        purpose="evaluate",  # the engine evaluation used: with external endpoints, not the one sampling uses
     )
     record = prompting_record(sampler.tokenizer, config.problems.system_prompt, answer_instructions(config.problems))
     return store.write_json(round_id, PROMPTING_FILE, record)
