@@ -139,7 +139,7 @@ def _top_up_grpo_problems(
 
     def judge(problems: pa.Table) -> dict[str, float | None]:
         traces = sample_traces(config, store, model_ref, problems, round_id, "sample")
-        difficulty = difficulty_table(verify(config, traces, problems), config.curate, round_id)
+        difficulty = difficulty_table(verify(config, store, traces, problems), config.curate, round_id)
         return dict(zip(difficulty["problem_id"].to_pylist(), difficulty["pass_rate"].to_pylist(), strict=True))
 
     result = top_up(informative, candidate_order(unselected, config.seed, round_id), config.train.grpo, judge)
@@ -163,7 +163,7 @@ def evaluate_stage(store: RunStore, config: RunConfig, round_id: int, pool: pa.T
     """`model_ref` sampled and judged on the first `evaluate.n_problems` held-out problems, as `eval`."""
     held_out = split_of(pool, "test").slice(0, config.evaluate.n_problems)
     traces = sample_traces(config, store, model_ref, held_out, round_id, "evaluate")
-    eval_table, metrics = evaluate_traces(verify(config, traces, held_out), round_id)
+    eval_table, metrics = evaluate_traces(verify(config, store, traces, held_out), round_id)
     files = [store.write_table(round_id, "eval", eval_table), _write_prompting(store, config, round_id, model_ref)]
     return StageOutput(files, metrics)
 

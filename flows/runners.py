@@ -29,7 +29,8 @@ import importlib.util
 import multiprocessing
 import threading
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from prefect import task
@@ -37,6 +38,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from configs import TaskRunnerConfig, VerifyConfig
+
+if TYPE_CHECKING:
+    from verifiers.cache import VerdictCache
 
 DEFAULT_WORKERS = 2
 RUNNER_PACKAGES = {"dask": ("prefect_dask", "dask"), "ray": ("prefect_ray", "ray")}
@@ -61,11 +65,27 @@ def missing_runner_package(config: TaskRunnerConfig) -> str | None:
     return None
 
 
-def verify_in_this_process(traces: pa.Table, problems: pa.Table, config: VerifyConfig) -> pa.Table:
-    """Verdicts for one shard, from this process's verifier pool (started on first use, kept for later shards)."""
+@dataclass(frozen=True)
+class VerifiedShard:
+    """A verify task's result: the shard's traces with their verdicts, the verdicts the task judged (rows of
+    `verifiers.cache.CACHE_FIELDS`, for the run's verdict cache), the number of distinct answers (verdict keys)
+    among the traces and how many of them `known` held."""
+
+    traces: pa.Table
+    judged: list[dict[str, Any]]
+    answers: int
+    from_cache: int
+
+
+def verify_in_this_process(
+    traces: pa.Table, problems: pa.Table, config: VerifyConfig, known: VerdictCache | None = None
+) -> VerifiedShard:
+    """Verdicts for one shard, from this process's verifier pool (started on first use, kept for later shards).
+    `known`: verdicts judged before (the run's verdict cache, for this shard's problems), never judged again."""
     from flows.engines import VERIFIER_POOLS
     from flows.faults import crash_point
-    from stages.verify import verify_traces
+    from stages.verify import verdict_keys, verify_traces
+    from verifiers.cache import VerdictCache
 
     if traces.num_rows:
         crash_point("verify", traces.column("round")[0].as_py())
@@ -73,7 +93,11 @@ def verify_in_this_process(traces: pa.Table, problems: pa.Table, config: VerifyC
         raise RuntimeError(DAEMON_ADVICE)
     with _POOL_START:  # two threads verifying their first shards at once must not start two pools
         pool = VERIFIER_POOLS.get(config)
-    return verify_traces(traces, problems, config=config, pool=pool, cache=VERIFIER_POOLS.cache)
+    cache = VerdictCache(known.to_rows() if known is not None else ())  # a copy: `known` may be shared
+    before = cache.keys()
+    verified = verify_traces(traces, problems, config=config, pool=pool, cache=cache)
+    answers = verdict_keys(traces, problems)
+    return VerifiedShard(verified, cache.to_rows(leave_out=before), len(answers), len(answers & before))
 
 
 verify_shard = task(name="verify-shard", cache_policy=NO_CACHE, persist_result=False)(verify_in_this_process)

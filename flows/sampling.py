@@ -6,6 +6,9 @@ are verified.
 over a round's problems and journals each shard's part file, so a crash mid-sampling re-samples only the
 shards whose part files are missing or corrupt. Each problem's sampling seed depends on (run seed, round,
 problem_id) alone, so a re-sampled shard holds the same `(problem_id, sample_idx)` rows as the lost one.
+Every verification goes through the run's persistent verdict cache (flows/verdicts.py): an answer that the same
+verifier version judged before, in this round, an earlier one or a rescore, is not judged again, and what was
+judged is stored (for a shard, before its part file is written).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from flows.faults import crash_point
 from flows.journal import StageOutput, retry_options, run_task
 from flows.logs import run_logger
 from flows.models import model_folder
-from flows.runners import DEFAULT_WORKERS, verify_shard
+from flows.runners import DEFAULT_WORKERS, VerifiedShard, verify_shard
+from flows.verdicts import RunVerdicts
 from flows.watchdog import WATCHDOG
 from stages.sample import SamplingSpec
 from stages.verify import verify_traces
@@ -36,7 +40,7 @@ class _ShardInFlight:
     """A sampled shard whose verdicts are being computed by the flow's task runner."""
 
     part: int
-    future: PrefectFuture[pa.Table]
+    future: PrefectFuture[VerifiedShard]
     sample_seconds: float
     submitted: float = field(default_factory=time.perf_counter)
     done: float | None = None
@@ -61,13 +65,20 @@ def sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model_
     seconds = {"sample": 0.0, "verify": 0.0}
     in_flight: deque[_ShardInFlight] = deque()
     ENGINES.take_usage()  # counted from here: this stage's shards only
+    verdicts = RunVerdicts(store, problems)
+    answers = {"answers": 0, "from_cache": 0, "stored": 0}
 
     def finish_oldest() -> None:
         shard = in_flight.popleft()
         verified = shard.future.result()
         verify_seconds = (shard.done or time.perf_counter()) - shard.submitted
         shard_seconds = {"sample": shard.sample_seconds, "verify": verify_seconds}
-        record = store.write_traces_part(round_id, shard.part, verified)
+        verdicts.add(verified.judged)
+        # stored before the part file is written: every verdict of a journaled shard is in the cache
+        answers["stored"] += verdicts.store_judged()
+        answers["answers"] += verified.answers
+        answers["from_cache"] += verified.from_cache
+        record = store.write_traces_part(round_id, shard.part, verified.traces)
         store.record_shard(round_id, "traces", shard.part, record, shard_seconds)
         WATCHDOG.beat()
         crash_point(f"shard:traces:{shard.part}", round_id)
@@ -97,13 +108,21 @@ def sample_shards(config: RunConfig, store: RunStore, problems: pa.Table, model_
 
         started = time.perf_counter()
         traces = run_task("sample-shard", sample_shard, retry)
-        flight = _ShardInFlight(part, verify_task.submit(traces, shard, config.verify), time.perf_counter() - started)
+        known = verdicts.for_shard(shard)
+        future = verify_task.submit(traces, shard, config.verify, known)
+        flight = _ShardInFlight(part, future, time.perf_counter() - started)
         flight.future.add_done_callback(lambda _future, flight=flight: setattr(flight, "done", time.perf_counter()))
         in_flight.append(flight)
         while in_flight and (len(in_flight) > window or in_flight[0].done is not None):
             finish_oldest()
     while in_flight:
         finish_oldest()
+    if answers["answers"]:
+        logger.info(
+            "round %d: verified %d distinct answers: %d from the run's verdict cache, %d judged (%d verdicts stored)",
+            round_id, answers["answers"], answers["from_cache"], answers["answers"] - answers["from_cache"],
+            answers["stored"],
+        )  # fmt: skip
     files = [records[part] for part in sorted(records)]
     metrics = {f"{name}_seconds": value for name, value in seconds.items()} | replica_metrics(ENGINES.take_usage())
     return StageOutput(files, metrics)
@@ -149,7 +168,11 @@ def sample_traces(
     )
 
 
-def verify(config: RunConfig, traces: pa.Table, problems: pa.Table) -> pa.Table:
-    """Judge `traces` against their `problems` in this process's verifier pool, through its verdict cache."""
+def verify(config: RunConfig, store: RunStore, traces: pa.Table, problems: pa.Table) -> pa.Table:
+    """Judge `traces` against their `problems` in this process's verifier pool, through the run's verdict cache:
+    answers judged before by the same verifier version are not judged again, and the new verdicts are stored."""
+    verdicts = RunVerdicts(store, problems)
     pool = VERIFIER_POOLS.get(config.verify)
-    return verify_traces(traces, problems, config=config.verify, pool=pool, cache=VERIFIER_POOLS.cache)
+    verified = verify_traces(traces, problems, config=config.verify, pool=pool, cache=verdicts.cache)
+    verdicts.store_judged()
+    return verified

@@ -185,7 +185,22 @@ def verdict_key(problem_id: str, completion: str, problem: Mapping[str, Any]) ->
     """What a verdict on `completion` is cached under: (verifier, its version today, answer key, gold)."""
     domain = problem["domain"]
     get_verifier(domain, where=f"problem {problem_id}, field 'domain'")
-    return (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(problem))
+    return (domain, VERSIONS[domain], answer_key(domain, completion), gold_key(domain, problem))
+
+
+def verdict_keys(traces: pa.Table, problems: pa.Table) -> set[tuple[str, str, str, str]]:
+    """The distinct verdict keys of `traces` (at most one verifier call each); ValueError naming a trace whose
+    problem is not in `problems`."""
+    by_id = {row["problem_id"]: row for row in problems.to_pylist()}
+    keys = set()
+    for number, (problem_id, completion) in enumerate(
+        zip(traces.column("problem_id").to_pylist(), traces.column("completion").to_pylist(), strict=True)
+    ):
+        problem = by_id.get(problem_id)
+        if problem is None:
+            raise ValueError(f"traces row {number}: problem_id {problem_id!r} is not in the problems table")
+        keys.add(verdict_key(problem_id, completion, problem))
+    return keys
 
 
 def _cached(cache: VerdictCache, key: tuple[str, str, str, str]) -> Verdict:

@@ -62,7 +62,7 @@ def _verify_on(runner_config: TaskRunnerConfig, shards: list[tuple[pa.Table, pa.
     @flow(name="verify-on-task-runner")
     def submit_all() -> list[pa.Table]:
         futures = [verify_shard.submit(traces, problems, VERIFY) for traces, problems in shards]
-        return [future.result() for future in futures]
+        return [future.result().traces for future in futures]
 
     from prefect.client.orchestration import get_client
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -140,3 +141,19 @@ def test_format_weight_adds_the_format_reward_without_changing_correctness() -> 
     verified = verify_traces(_traces(problems, completions), problems, config=VerifyConfig(format_weight=0.5))
     assert verified.column("correct").to_pylist() == [True, True, False]
     assert verified.column("reward").to_pylist() == [1.5, 1.0, 0.5]
+
+
+def test_countdown_problems_that_share_a_solution_are_judged_against_their_own_numbers(pool: VerifierPool) -> None:
+    """Countdown reads `metadata` (numbers, target, use_all), not `answer` (one solution): two problems with the
+    same `answer` are two golds, so one's verdict is never handed to the other."""
+    base = _problems().to_pylist()[0]
+    rows = [
+        base | {"problem_id": f"countdown-{use_all}", "domain": "countdown", "answer": "3*2",
+                "metadata": json.dumps({"numbers": [1, 2, 3], "target": 6, "use_all": use_all})}
+        for use_all in (False, True)
+    ]  # fmt: skip
+    problems = pa.Table.from_pylist(rows, schema=PROBLEMS_SCHEMA)
+    cache = VerdictCache()
+    verified = verify_traces(_traces(problems, ["<answer>3*2</answer>"] * 2), problems, pool=pool, cache=cache)
+    assert verified.column("correct").to_pylist() == [True, False]  # use_all: the 1 is left over
+    assert len(cache) == 2

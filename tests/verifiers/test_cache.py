@@ -19,9 +19,15 @@ def test_math_answer_key_is_the_extracted_answer() -> None:
     assert answer_key("code", "print(1)") == "print(1)"
 
 
-def test_gold_key_uses_answer_then_tests() -> None:
-    assert gold_key({"answer": 7}) == "7"
-    assert gold_key({"answer": None, "tests": {"b": 1, "a": 2}}) == '{"a": 2, "b": 1}'
+def test_gold_key_is_the_field_the_verifier_reads() -> None:
+    assert gold_key("math", {"answer": 7}) == "7"
+    assert gold_key("code", {"answer": "7", "tests": {"b": 1, "a": 2}}) == '{"a": 2, "b": 1}'
+    # countdown judges against numbers and target: two problems sharing one solution are two golds
+    use_all = {"answer": "3*2", "metadata": '{"numbers": [1, 2, 3], "target": 6, "use_all": true}'}
+    any_of = {"answer": "3*2", "metadata": '{"numbers": [1, 2, 3], "target": 6, "use_all": false}'}
+    assert gold_key("countdown", use_all) != gold_key("countdown", any_of)
+    assert gold_key("format", {"answer": "7"}) == gold_key("format", {"answer": "8"})
+    assert gold_key("not-listed", {"answer": "7", "x": 1}) != gold_key("not-listed", {"answer": "7", "x": 2})
 
 
 def test_rows_round_trip_and_timeouts_are_not_stored() -> None:
