@@ -11,7 +11,8 @@ answer is missing or cannot be read as math or words. A prediction that cannot b
 "cannot judge". Conventions where graders differ: `e` is Euler's number (`1.5e3` written alone is e-notation)
 and `i` the imaginary unit; `28\\%` equals 28 and 0.28; units are dropped; degrees are dropped, except that an
 angle in degrees against one written with pi (`60^\\circ`, `\\frac{\\pi}{3}`) is converted to radians first;
-`a:b` is an ordered pair; a number followed by one unit symbol (`250 g`) is that number when the gold is a
+`a:b` is an ordered pair (a clock time `20:34:00` is `20:34`); a number times a tuple (`\\frac{1}{5}\\langle 3, 4
+\\rangle`) is the tuple scaled; a number followed by one unit symbol (`250 g`) is that number when the gold is a
 number; see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
@@ -41,7 +42,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.6.0"
+VERSION = "0.7.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")

@@ -6,15 +6,16 @@ multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the f
 "Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
 number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
 bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
-last math span of the last sentence, the last number.
+last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a response that says
+it is unfinished ("work in progress", "to be continued", "not finished yet") has no answer.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
 `0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as
 its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real
 numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and
 `\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets
-`\\langle 1, 2 \\rangle` as a tuple. It reports whether a percent or a degree sign (or the word degrees)
-was present.
+`\\langle 1, 2 \\rangle` as a tuple, a clock time with zero seconds (`20:34:00`) as `20:34`. It reports
+whether a percent or a degree sign (or the word degrees) was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -44,7 +45,8 @@ _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\
 # a full stop ends a sentence, the dots of an ellipsis (`0.1666...`) do not
 _SENTENCE_END = re.compile(r"(?<![0-9.])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
 _NUMBER = re.compile(
-    r"(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
+    r"(?<![A-Za-z0-9_.,:])[0-9]+(?::[0-9]+)+(?![0-9:])"  # one number: a clock time `20:34`, a ratio `3:4`
+    r"|(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
     r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
     r"|[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?|\.[0-9]+)"
 )
@@ -138,6 +140,14 @@ MAX_LISTED_INTEGERS = 100
 _SET_BUILDER = re.compile(
     r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
 )
+# a clock time with zero seconds is the time to the minute: `20:34:00` is `20:34`
+_CLOCK_ZERO_SECONDS = re.compile(r"(?P<clock>[0-9]{1,2}:[0-5][0-9]):00")
+# a response that says it is not finished states no final answer, whatever number it ends with
+_UNFINISHED = re.compile(
+    r"\b(?:work in progress|WIP|to be continued|TODO|TBD|(?:still|not yet) (?:working|finished|done|complete)"
+    r"|not (?:finished|done|complete) yet)\b",
+    re.IGNORECASE,
+)
 _SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁻¹": "^{-1}"}
 _DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-"}
 
@@ -169,7 +179,7 @@ def extract_answer(completion: str) -> str | None:
     if cued is not None:
         return cued
     stripped = text.strip()
-    if not stripped:
+    if not stripped or _UNFINISHED.search(stripped):
         return None
     if len(stripped) <= SHORT_ANSWER_CHARS and "\n" not in stripped:
         return stripped if _is_hedge(stripped) and not _looks_like_math(stripped) else _from_short(stripped)
@@ -417,6 +427,8 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
         text = "(-\\infty, \\infty)"
+    elif (clock := _CLOCK_ZERO_SECONDS.fullmatch(text)) is not None:
+        text = clock["clock"]
     text = _INTEGER_SET_BUILDER.sub(_integers_between, text)  # `\{x \in Z \mid 1 \le x \le 3\}` is `\{1, 2, 3\}`
     text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
     return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)

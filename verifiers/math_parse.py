@@ -222,6 +222,25 @@ def _multiply(left: Any, right: Any) -> Any:
     return left * right
 
 
+def _scales(left: Any, right: Any) -> bool:
+    """A constant times a tuple of scalars: `2(1, 3)`, `\\frac{1}{5}\\langle 3, 4\\rangle`. Only a number (no
+    variable: `f(x, y)` may be a function's value) and only round brackets (a tuple, a vector or an open interval,
+    each scaled member by member)."""
+    return (
+        isinstance(left, sympy.Expr)
+        and bool(left.is_number)
+        and left.is_finite is not False
+        and left != 0
+        and isinstance(right, Bracketed)
+        and (right.opening, right.closing) == ("(", ")")
+        and all(isinstance(item, sympy.Expr) and not isinstance(item, sympy.MatrixBase) for item in right.items)
+    )
+
+
+def _scaled_tuple(factor: Any, vector: Bracketed) -> Bracketed:
+    return Bracketed("(", ")", tuple(_multiply(factor, item) for item in vector.items))
+
+
 def _add(left: Any, right: Any) -> Any:
     left_matrix, right_matrix = isinstance(left, sympy.MatrixBase), isinstance(right, sympy.MatrixBase)
     if left_matrix != right_matrix or (left_matrix and left.shape != right.shape):
@@ -360,14 +379,20 @@ class _Parser:
         while True:
             if self.at_op("*", "/"):
                 operator = self.advance().text
-                right = self._scalar(self.parse_unary())
-                left = self._scalar(left)
+                right = self.parse_unary()
+                if operator == "*" and _scales(left, right):
+                    left = _scaled_tuple(left, right)
+                    continue
+                left, right = self._scalar(left), self._scalar(right)
                 left = _multiply(left, right) if operator == "*" else _divide(left, right)
             elif self.starts_primary():
                 if self.current.kind == "num" and self.tokens[self.index - 1].kind == "num":
                     raise ParseError("two numbers side by side")
-                right = self._scalar(self.parse_power())
-                left = _multiply(self._scalar(left), right)
+                right = self.parse_power()
+                if _scales(left, right):
+                    left = _scaled_tuple(left, right)  # `\frac{1}{5}\langle 3, 4 \rangle` is `(3/5, 4/5)`
+                    continue
+                left = _multiply(self._scalar(left), self._scalar(right))
             else:
                 return left
 

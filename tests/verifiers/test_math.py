@@ -184,6 +184,34 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{<3, -4>}", "(3, -4)", True),
         ("\\boxed{\\langle -1, 2 \\rangle}", "\\langle 2, -1 \\rangle", False),
     ],
+    "times and ratios": [
+        ("\\boxed{20:34:00}", "20:34", True),  # a clock time with zero seconds is the time to the minute
+        ("\\boxed{20:34:01}", "20:34", False),
+        ("\\boxed{20:34}", "20:34:00", True),
+        ("\\boxed{20:35:00}", "20:34", False),
+        ("The train leaves at 20:34:00.", "20:34", True),  # a time in prose is one number, not its last part
+        ("The train leaves at 20:35.", "20:34", False),
+        ("The ratio of boys to girls is 3:4.", "3:4", True),
+        ("The ratio of boys to girls is 4:3.", "3:4", False),
+        ("\\boxed{1:2:00}", "1:2", False),  # three parts are not a clock time to the minute: a ratio stays a ratio
+    ],
+    "a constant times a vector": [
+        ("\\boxed{\\frac{1}{5}\\langle 3, 4\\rangle}", "\\langle \\frac{3}{5}, \\frac{4}{5}\\rangle", True),
+        ("\\boxed{\\frac{1}{5}\\langle 4, 3\\rangle}", "\\langle \\frac{3}{5}, \\frac{4}{5}\\rangle", False),
+        ("\\boxed{2 \\cdot (1, -3)}", "(2, -6)", True),
+        ("\\boxed{2 \\cdot (1, -3)}", "(2, 6)", False),
+        ("\\boxed{-\\frac{1}{2}(2, 4)}", "(-1, -2)", True),
+        ("\\boxed{x(3, 4)}", "(3, 4)", False),  # a variable before a tuple is no scaling (it may be a function)
+        ("\\boxed{2[0, 1]}", "[0, 2]", False),  # only round brackets are scaled
+        ("\\boxed{(1, 2)(3, 4)}", "(3, 8)", False),  # a tuple times a tuple is no product
+    ],
+    "unfinished responses": [
+        ("Work in progress: 10", "10", False),  # says it is not finished: no final answer
+        ("Total: 10", "10", True),
+        ("Still working on it, 10 so far", "10", False),
+        ("Work in progress.\n\nFinal answer: 10", "10", True),  # a cue states the answer, finished or not
+        ("To be continued... \\boxed{10}", "10", True),
+    ],
     "numbers in words": [
         ("After checking every case, the answer is seventeen.", "17", True),
         ("The final answer is twenty-one.", "21", True),
