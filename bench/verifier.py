@@ -1,9 +1,10 @@
 """Math verifier accuracy and speed: flywheel's math verifier vs Hugging Face `math-verify==0.9.0`.
 
 Case sets: the public file `../shared/bench/verifier_cases.jsonl` (the math verifier was developed on it,
-so its numbers are in-sample), `bench/data/verifier_cases_heldout.jsonl` and
-`bench/data/verifier_cases_graders.jsonl`, from other sources, each reported as its two halves (`split`:
-`dev`, used for tuning, and `heldout`, never used for tuning; bench/data/README.md).
+so its numbers are in-sample), `bench/data/verifier_cases_heldout.jsonl`,
+`bench/data/verifier_cases_graders.jsonl` and `bench/data/verifier_cases_evalkits.jsonl`, from other sources,
+each reported as its two halves (`split`: `dev`, used for tuning, and `heldout`, never used for tuning;
+bench/data/README.md).
 A case whose label contradicts flywheel's reward-hacking policy (README, "What cannot be gamed": the case's
 `policy` field, or `bench/data/policy_overlay.jsonl` for the read-only shared file) is counted apart, as a
 "policy" case with its rule named, and left out of accuracy.
@@ -42,6 +43,7 @@ DEFAULT_CASES = [
     "../shared/bench/verifier_cases.jsonl",
     "bench/data/verifier_cases_heldout.jsonl",
     "bench/data/verifier_cases_graders.jsonl",
+    "bench/data/verifier_cases_evalkits.jsonl",
 ]
 POLICY_OVERLAY = "bench/data/policy_overlay.jsonl"
 SYSTEMS = {

@@ -61,7 +61,7 @@ _UNIT_TAIL = re.compile(
 )
 _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
-    "arcsin", "arccos", "arctan", "infty", "inf", "lg", "percent", "percentage", "pct",
+    "arcsin", "arccos", "arctan", "infty", "inf", "infinity", "lg", "percent", "percentage", "pct",
 }  # fmt: skip
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)

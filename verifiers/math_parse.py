@@ -110,7 +110,7 @@ _PLAIN_WORD_COMMANDS = {"sqrt", "pi", "infty", "inf"}
 _SEPARATOR_WORDS = {"and", "or"}
 _TOKEN = re.compile(
     r"(?P<space>\s+)|(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)|(?P<cmd>\\[A-Za-z]+)|(?P<esc>\\[{}|\\])"
-    r"|(?P<letters>[A-Za-z]+)|(?P<op><=|>=|!=|=<|=>|[-+*/^_()\[\]{},;=<>!|:&'])"
+    r"|(?P<letters>[A-Za-z]+)|(?P<op>\*\*|<=|>=|!=|=<|=>|[-+*/^_()\[\]{},;=<>!|:&'])"
 )
 _UNICODE_OPS = {
     "≤": "<=", "≥": ">=", "≠": "!=", "±": "±", "∓": "±", "×": "*", "·": "*", "÷": "/", "∪": "cup", "∩": "cap",
@@ -157,7 +157,7 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "letters":
             tokens.extend(_letter_tokens(value))
         else:
-            tokens.append(Token("op", {"=<": "<=", "=>": ">="}.get(value, value)))
+            tokens.append(Token("op", {"=<": "<=", "=>": ">=", "**": "^"}.get(value, value)))  # `**`: Python's power
     tokens.append(Token("end", ""))
     return tokens
 
@@ -165,6 +165,8 @@ def tokenize(text: str) -> list[Token]:
 def _letter_tokens(run: str) -> list[Token]:
     if run in _FUNCTIONS or run in _PLAIN_WORD_COMMANDS:
         return [Token("cmd", run)]
+    if run.lower() == "infinity":
+        return [Token("cmd", "infty")]
     if run.lower() in _SEPARATOR_WORDS:
         return [Token("op", "sep")]
     if len(run) >= 3:
@@ -565,9 +567,12 @@ class _Parser:
             raise ParseError(f"{digits} is not a base-{base_text} number") from error
 
     def parse_argument(self) -> Any:
-        """One LaTeX argument as a value: `{...}`, or a single token (one digit of a number)."""
+        """One LaTeX argument as a value: `{...}`, a group in parentheses (`sqrt(2)`, as plain text writes a
+        function's argument), or a single token (one digit of a number)."""
         if self.at_op("{"):
             return self._scalar(self.parse_group_braces())
+        if self.at_op("("):
+            return self._scalar(self.parse_bracket())
         token = self.current
         if token.kind == "num":
             self.advance()

@@ -205,6 +205,21 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{2[0, 1]}", "[0, 2]", False),  # only round brackets are scaled
         ("\\boxed{(1, 2)(3, 4)}", "(3, 8)", False),  # a tuple times a tuple is no product
     ],
+    "plain-text notation": [
+        ("\\boxed{2^{100}}", "2**100", True),  # `**` is Python's power
+        ("\\boxed{2^{99}}", "2**100", False),
+        ("\\boxed{(x^2)^3}", "x**6", True),
+        ("\\boxed{x^5}", "x**6", False),
+        ("\\boxed{2\\sqrt{2}}", "sqrt(8)", True),  # a function's argument in parentheses
+        ("\\boxed{\\sqrt{2}}", "sqrt(8)", False),
+        ("\\boxed{10\\sqrt{2}}", "5*[1+sqrt(2)]", False),  # square brackets around one term group it
+        ("\\boxed{5 + 5\\sqrt{2}}", "5*[1+sqrt(2)]", True),
+        ("\\boxed{(-\\infty, 5)}", "(-infinity,5)", True),  # the word infinity is the symbol
+        ("\\boxed{(-\\infty, 5]}", "(-infinity,5)", False),
+        ("The answer is infinity.", "\\infty", True),
+        ("\\boxed{-\\infty}", "infinity", False),
+        ("\\boxed{2**2**2**2**2**2}", "5", False),  # a power tower is refused, whatever its spelling
+    ],
     "unfinished responses": [
         ("Work in progress: 10", "10", False),  # says it is not finished: no final answer
         ("Total: 10", "10", True),
