@@ -48,9 +48,11 @@ class EngineActor:
         return self._notes
 
     def node(self) -> str:
+        """The address its node registered with the cluster (`ray start --node-ip-address`, else the node's IP)."""
         import ray
 
-        return str(ray.util.get_node_ip_address())
+        here = ray.get_runtime_context().get_node_id()
+        return next(str(node["NodeManagerAddress"]) for node in ray.nodes() if node["NodeID"] == here)
 
     def sample(self, problems: pa.Table, spec: SamplingSpec, options: dict[str, Any]) -> tuple[pa.Table, ReplicaUsage]:
         return sample_slice(problems, spec, options)
@@ -89,12 +91,14 @@ class ActorReplica:
     def process_id(self) -> int:
         import ray
 
+        self.started.result()  # one started in place of a dead one may still be starting
         return int(ray.get(self._actor.pid.remote(), timeout=60))
 
     def node(self) -> str:
         """The IP address of the node it runs on."""
         import ray
 
+        self.started.result()
         return str(ray.get(self._actor.node.remote(), timeout=60))
 
     def stop(self) -> None:

@@ -21,6 +21,7 @@ places them as actors on a Ray cluster. Replicas are not restarted when the engi
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -70,6 +71,7 @@ def start_engine(
     _NAME = name
     for variable, value in environment.items():
         os.environ.setdefault(variable, value)
+    logging.getLogger("vllm").setLevel(os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper())  # as flows.env sets it
     # This process is the replica: its engine core runs in it rather than in yet another process (one import
     # of vLLM and torch fewer per replica, and no engine process left behind when a replica dies).
     replica = engine.model_copy(update={"backend": "vllm", "replicas": 1, "core_in_process": True})
@@ -144,6 +146,7 @@ class ProcessReplica:
         return isinstance(error, BrokenProcessPool)
 
     def process_id(self) -> int:
+        self.started.result()  # a replica started in place of a dead one may still be starting
         return self._pool.submit(os.getpid).result(timeout=60)
 
     def stop(self) -> None:
