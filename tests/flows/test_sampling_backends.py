@@ -173,7 +173,8 @@ def test_two_ray_actors_sample_what_the_server_samples_and_outlive_a_dead_actor(
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A Ray cluster of one node on this machine (`ray start --head`, 2 CPUs), as a user starts one; its address.
-    Every process of it carries a token in its environment, and those processes alone are stopped afterwards."""
+    Its processes, and those alone, are stopped afterwards: those of the session `ray start` was started in, and
+    those that carry a token in their environment (Ray's agents get an environment of their own)."""
     token = f"ray-{os.getpid()}-{time.monotonic_ns()}"
     temp_dir = tempfile.mkdtemp(prefix="fw-ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     port = free_port()
@@ -185,16 +186,29 @@ def ray_cluster() -> Iterator[str]:
         "--include-dashboard=false", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
         "--port", str(port), "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir,
     ]  # fmt: skip
+    head = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
-        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        output, _ = head.communicate(timeout=300)
+        assert head.returncode == 0, output[-5000:]
         yield f"127.0.0.1:{port}"
     finally:
-        stop_processes(processes_with(token))
+        stop_processes([*processes_with(token), *processes_of_session(head.pid)])
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def processes_of_session(session: int) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getsid(process.pid) == session:
+                found.append(process)
+    return found
+
+
 def stop_processes(processes: list[psutil.Process]) -> None:
+    processes = list({process.pid: process for process in processes}.values())
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
