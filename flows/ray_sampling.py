@@ -128,7 +128,7 @@ def replica_resources(engine: EngineConfig, cluster: dict[str, float]) -> dict[s
     return resources
 
 
-def actor_environment(engine: EngineConfig, gpus: bool) -> dict[str, str]:
+def actor_environment(gpus: bool) -> dict[str, str]:
     """What an actor's environment adds (a variable its node already sets is kept): on CPU, vLLM leaves thread
     placement to the OS (Ray, not vLLM, knows which cores an actor may use), with Ray's OMP_NUM_THREADS; and the
     fault-injection variables of this process, so a test can kill a replica wherever it runs."""
@@ -153,7 +153,7 @@ class RaySampler(ReplicatedSampler):
                 ray.init(address=engine.ray.address)
         try:
             resources = replica_resources(engine, ray.cluster_resources())
-            environment = actor_environment(engine, gpus="GPU" in resources)
+            environment = actor_environment(gpus="GPU" in resources)
 
             def make_replica(index: int, generation: int) -> Replica:
                 name = f"replica {index}.{generation}"
