@@ -1,10 +1,14 @@
-"""Sampling throughput: flywheel's vLLM sampler vs Hugging Face `generate`, same model, prompts and k.
+"""Sampling throughput: flywheel's vLLM sampler vs Hugging Face `generate`, and the sampling backends, same model,
+prompts and k.
 
 Baseline: transformers `model.generate(do_sample=True, num_return_sequences=k)` over left-padded batches,
-the usual way to sample without an inference engine. Both sample the same problems with the same k,
-temperature and max_tokens; the engine's start-up is reported apart from its steady-state rate.
+the usual way to sample without an inference engine. `--backends` adds `engine.backend`s, each started through
+`flows.engines.start_backend` as a round starts it: `replicas` (`--replicas` engine processes of this machine) and
+`ray` (`--replicas` actors of a local Ray instance, each reserving its share of the cores); their rate is compared
+with the in-process sampler's, and their traces must be the in-process ones (same seeds). All sample the same
+problems with the same k, temperature and max_tokens; start-up is reported apart from the steady-state rate.
 
-    .venv/bin/python -m bench.sample [--problems 2000] [--k 4] [--batch 256]
+    .venv/bin/python -m bench.sample [--problems 2000] [--k 4] [--batch 256] [--backends replicas,ray --replicas 2]
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from typing import Any
 
 from flows.env import configure_environment
 
@@ -22,6 +27,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--batch", type=int, default=256, help="prompts per generate() call for the baseline")
+    parser.add_argument("--backends", default="", help="comma-separated engine.backends to add: replicas, ray")
+    parser.add_argument("--replicas", type=int, default=2, help="engines of each added backend")
+    parser.add_argument("--eager", action="store_true", help="engine.enforce_eager: no compiling (a quick check)")
     args = parser.parse_args()
     configure_environment()
 
@@ -41,7 +49,10 @@ def main() -> None:
 
     started = time.perf_counter()
     sampler = Sampler(
-        folder, ModelConfig(init="tiny-arithmetic", dtype="float32", max_model_len=32), EngineConfig(), seed=0
+        folder,
+        ModelConfig(init="tiny-arithmetic", dtype="float32", max_model_len=32),
+        EngineConfig(enforce_eager=args.eager),
+        seed=0,
     )
     startup = time.perf_counter() - started
     spec = SamplingSpec(args.k, 1.0, 1.0, args.max_tokens)
@@ -77,6 +88,38 @@ def main() -> None:
     )
     print(f"HF generate (base): {hf_rate:10.0f} samples/s  ({hf_samples} in {hf_seconds:.2f}s)")
     print(f"ratio vLLM / HF generate: {vllm_rate / hf_rate:.2f}x")
+    for name in filter(None, args.backends.split(",")):
+        rate = _backend_rate(name, args.replicas, args.eager, folder, problems, spec, traces)
+        print(f"  / in-process vLLM sampler: {rate / vllm_rate:.2f}x")
+
+
+def _backend_rate(name: str, replicas: int, eager: bool, folder: str, problems: Any, spec: Any, expected: Any) -> float:
+    """Start `engine.backend: name` with `replicas` engines, sample the problems once, print and return samples/s."""
+    import os
+
+    from configs import EngineConfig, ModelConfig
+    from flows.engines import start_backend
+
+    cores = len(os.sched_getaffinity(0))
+    share = max(1, cores // replicas)
+    engine = EngineConfig(backend=name, replicas=replicas, enforce_eager=eager, ray={"num_cpus": share})
+    model = ModelConfig(init="tiny-arithmetic", dtype="float32", max_model_len=32)
+    started = time.perf_counter()
+    backend = start_backend(name, folder, model, engine, seed=0)
+    startup = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        traces = backend.sample(problems, spec, round_id=0, model_ref="bench", run_seed=0)
+        seconds = time.perf_counter() - started
+    finally:
+        backend.close()
+    same = traces.equals(expected)
+    rate = traces.num_rows / seconds
+    print(
+        f"{name} x{replicas} ({share} of {cores} cores each): {rate:10.0f} samples/s  ({traces.num_rows} in "
+        f"{seconds:.2f}s; start-up {startup:.1f}s not counted; traces {'the same' if same else 'DIFFERENT'})"
+    )
+    return rate
 
 
 if __name__ == "__main__":

@@ -345,22 +345,49 @@ class OpenAIServersConfig(Strict):
         return value
 
 
+class RayEngineConfig(Strict):
+    """The Ray cluster of `engine.backend: ray`: one engine actor per replica, placed by Ray on the cluster's nodes."""
+
+    address: str | None = Field(
+        default=None,
+        description="Address of a running Ray cluster's head (host:port, as `ray start --head` prints it, or "
+        "'auto' for the cluster of this node); None starts a local Ray instance on this machine for the run. "
+        "A Ray connection this process already holds (orchestration.task_runner.kind ray) is used as it is.",
+    )
+    num_cpus: float = Field(
+        default=1.0,
+        gt=0,
+        description="CPUs each replica's actor reserves. On a cluster without GPUs they are also its engine's "
+        "threads (OMP_NUM_THREADS); with GPUs each replica reserves engine.tensor_parallel_size GPUs of one node.",
+    )
+    startup_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long the replicas may take to be placed and start their engines; beyond it the stage "
+        "fails naming what each replica asked the cluster for.",
+    )
+
+
 class EngineConfig(Strict):
     """vLLM engine settings and where sampling runs. Only what differs between machines lives here, so a run may
     resume on another backend: every backend seeds each (problem, sample) the same way."""
 
-    backend: Literal["vllm", "replicas", "openai"] = Field(
+    backend: Literal["vllm", "replicas", "ray", "openai"] = Field(
         default="vllm",
         description="vllm: one engine in the flow's process. replicas: engine.replicas engines, each in a process "
         "of its own (on GPU, each on its own tensor_parallel_size devices), every shard's problems split over them. "
-        "openai: OpenAI-compatible servers (engine.openai), started by flywheel or external.",
+        "ray: engine.replicas engines as actors of a Ray cluster (engine.ray), possibly on several nodes, split "
+        "the same way. openai: OpenAI-compatible servers (engine.openai), started by flywheel or external.",
     )
     replicas: int = Field(
-        default=1, ge=1, description="Engines (backend replicas) or managed `vllm serve` servers (backend openai)."
+        default=1,
+        ge=1,
+        description="Engines (backends replicas and ray) or managed `vllm serve` servers (backend openai).",
     )
     openai: OpenAIServersConfig = Field(
         default=OpenAIServersConfig(), description="The servers of backend openai."
     )
+    ray: RayEngineConfig = Field(default=RayEngineConfig(), description="The Ray cluster of backend ray.")
 
     kv_cache_space_gib: float = Field(
         default=1.0, gt=0, description="CPU only (VLLM_CPU_KVCACHE_SPACE): KV cache size in GiB."

@@ -35,7 +35,7 @@ from configs import (
 )
 from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.round import round_flow
-from flows.runners import campaign_task_runner, missing_runner_package
+from flows.runners import campaign_task_runner, missing_ray_package, missing_runner_package
 from flows.stopping import STOP_EXCEPTIONS, cancelled, mark_abandoned_runs_crashed, run_tag
 from flows.watchdog import WATCHDOG
 from stages.problems import generate_arithmetic, problems_from_records, validate_problems
@@ -62,9 +62,9 @@ def check_config(config: RunConfig, source: str = "<config>") -> None:
         errors.append(
             f"problems.dataset.domain: unknown verifier {dataset.domain!r}; known: {', '.join(sorted(VERIFIERS))}"
         )
-    missing = missing_runner_package(config.orchestration.task_runner)
-    if missing is not None:
-        errors.append(missing)
+    for missing in (missing_runner_package(config.orchestration.task_runner), missing_ray_package(config.engine)):
+        if missing is not None:
+            errors.append(missing)
     if errors:
         raise ConfigError(source, errors)
 

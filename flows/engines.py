@@ -1,8 +1,9 @@
 """Live resources kept across the stages and rounds of one process: the sampling backend and the verifier pool.
 
 The sampling backend is `engine.backend`: the in-process vLLM engine (`stages.sample.Sampler`), engine replicas
-in processes of their own (`flows.replicas`), or OpenAI-compatible servers (`stages.sample_openai`), either
-`vllm serve` replicas that flywheel starts and stops (`flows.serving`) or the user's external endpoints.
+in processes of their own (`flows.replicas`) or as actors of a Ray cluster (`flows.ray_sampling`; Ray, the optional
+extra `flywheel[ray]`, is imported only by that backend), or OpenAI-compatible servers (`stages.sample_openai`),
+either `vllm serve` replicas that flywheel starts and stops (`flows.serving`) or the user's external endpoints.
 
 A round evaluates its new checkpoint and the next round samples from that same checkpoint, so keeping the
 engine saves one engine start-up (tens of seconds) per round. The verifier pool and its verdict cache
@@ -20,6 +21,7 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 from configs import EngineConfig, ModelConfig, VerifyConfig
+from flows.ray_sampling import RaySampler
 from flows.replicas import ReplicaSampler
 from flows.serving import ManagedServers
 from stages.sample import ReplicaUsage, Sampler, SamplingSpec, prompting_note
@@ -110,6 +112,8 @@ def start_backend(
         return Sampler(model_path, model, engine, seed)
     if name == "replicas":
         return ReplicaSampler(model_path, model, engine, seed)
+    if name == "ray":
+        return RaySampler(model_path, model, engine, seed)
     settings = engine.openai
     if settings.mode == "managed":
         tokenizer = load_tokenizer(model_path)
@@ -168,6 +172,7 @@ class EngineCache:
         self._key: tuple[Any, ...] | None = None
         self._endpoints: list[str] = []
         self._served_model: str | None = None
+        self._nodes: list[str] = []
         self._closed_usage: list[ReplicaUsage] = []
 
     def get(
@@ -191,6 +196,8 @@ class EngineCache:
         if name == "openai":
             assert isinstance(self._sampler, EndpointSampler)
             self._endpoints, self._served_model = self._sampler.endpoints, self._sampler.served_model
+        if isinstance(self._sampler, RaySampler):
+            self._nodes = self._sampler.nodes()
         notes = self._sampler.notes
         if self._sampler.tokenizer is not None:
             notes = [*notes, prompting_note(self._sampler.tokenizer, system_prompt)]
@@ -210,6 +217,9 @@ class EngineCache:
         """For the manifest: how the round's traces were sampled. Endpoints are base URLs, which hold no
         credentials (the schema refuses them); the API key's variable is named, its value never recorded."""
         record: dict[str, Any] = {"backend": engine.backend, "replicas": engine.replicas}
+        if engine.backend == "ray":
+            record["ray_address"] = engine.ray.address or "local"
+            record["nodes"] = self._nodes  # each replica's node, as its engine started
         if engine.backend == "openai":
             record["mode"] = engine.openai.mode
             record["api_key_env"] = engine.openai.api_key_env

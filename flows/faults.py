@@ -8,7 +8,9 @@ send a real signal while the round is at a known point.
 Points: `stage:<name>` right after a stage is recorded as finished, `shard:<kind>:<n>` right after a
 part file is recorded, `verify` when a shard's verification starts (in the thread or worker that verifies
 it), `checkpoint:<phase>:<step>` right after a trainer (phase `sft` or `grpo`) saved its checkpoint of that
-step, and `commit` right before the round's manifest is written.
+step, `commit` right before the round's manifest is written, and `replica:<i>.<n>` in engine replica i's
+process n (0 the first, 1 the one started when it died, ...) right after it sampled its slice of a shard, before
+handing it back (backends replicas and ray, flows/replicas.py).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ multiprocessing children and need nothing. Workers of a local cluster report the
 Prefect API (its URL is passed to them); remote workers need flywheel installed and reach whatever Prefect
 API their own environment names.
 
-What it does not do: autoscaling, GPU workers, or moving sampling off the flow's process (sampling scales
-with vLLM's own tensor and data parallelism inside it).
+What it does not do: autoscaling, GPU workers, or sampling: that is `engine.backend` (flows/engines.py), whose
+Ray backend (flows/ray_sampling.py) uses the Ray connection started here when there is one.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from configs import TaskRunnerConfig, VerifyConfig
+from configs import EngineConfig, TaskRunnerConfig, VerifyConfig
 
 if TYPE_CHECKING:
     from verifiers.cache import VerdictCache
@@ -50,6 +50,16 @@ DAEMON_ADVICE = (
     "false` in their Dask config)"
 )
 _POOL_START = threading.Lock()
+
+
+def missing_ray_package(engine: EngineConfig) -> str | None:
+    """The config error when `engine.backend` is ray and Ray is not installed; None otherwise."""
+    if engine.backend == "ray" and importlib.util.find_spec("ray") is None:
+        return (
+            "engine.backend: 'ray' needs the ray package, which is not installed; install it with: "
+            "pip install 'flywheel[ray]'"
+        )
+    return None
 
 
 def missing_runner_package(config: TaskRunnerConfig) -> str | None:

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 
 from configs import EngineConfig
 from flows.engines import EngineCache, _sum_by_replica, api_key, backend_for, replica_metrics
+from flows.ray_sampling import replica_resources
+from flows.replicas import ReplicaError, split_rows
 from flows.serving import replica_environments, serve_arguments
 from stages.sample import ReplicaUsage
 
@@ -100,3 +102,25 @@ def test_usage_of_backends_is_summed_by_replica() -> None:
     assert (first.requests, first.completion_tokens, first.seconds) == (2, 8, 3.0)
     assert (second.requests, second.completion_tokens) == (1, 4)
     assert _sum_by_replica([], []) == [] and EngineCache().take_usage() == []
+
+
+def test_a_shard_is_split_into_contiguous_slices_one_per_replica() -> None:
+    assert split_rows(10, 2) == [(0, 5), (5, 5)]
+    assert split_rows(5, 3) == [(0, 2), (2, 2), (4, 1)]
+    assert split_rows(1, 2) == [(0, 1)] and split_rows(0, 2) == []
+
+
+def test_ray_replicas_ask_for_gpus_where_the_cluster_has_them() -> None:
+    engine = EngineConfig(backend="ray", replicas=4, tensor_parallel_size=2, ray={"num_cpus": 2})
+    assert replica_resources(engine, {"CPU": 64.0, "GPU": 8.0}) == {"CPU": 2.0, "GPU": 2.0}
+    assert replica_resources(engine, {"CPU": 8.0}) == {"CPU": 2.0}
+    with pytest.raises(ReplicaError, match=r"each need 8 GPU in all; the Ray cluster has 4"):
+        replica_resources(engine, {"CPU": 64.0, "GPU": 4.0})
+    with pytest.raises(ReplicaError, match=r"each need 8 CPU in all; the Ray cluster has 6"):
+        replica_resources(engine, {"CPU": 6.0})
+    assert EngineCache().sampling_record(EngineConfig(backend="ray", ray={"address": "10.0.0.1:6379"})) == {
+        "backend": "ray",
+        "replicas": 1,
+        "ray_address": "10.0.0.1:6379",
+        "nodes": [],
+    }

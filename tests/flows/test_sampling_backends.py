@@ -1,12 +1,18 @@
 """The sampling backends for real: `vllm serve` of the tiny model (managed and external), a flaky HTTP proxy in front
-of it, and two engine replicas in processes of their own. One server serves the whole module."""
+of it, two engine replicas in processes of their own, and two engine actors on a local Ray cluster. One server
+serves the whole module, and its traces are what every backend must give."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,14 +24,18 @@ import httpx
 import psutil
 import pyarrow as pa
 import pytest
+import ray
 
 from configs import ArithmeticConfig, EngineConfig, ModelConfig
 from flows.engines import ENGINES, ManagedEndpointSampler, replica_metrics, start_backend
-from flows.replicas import ReplicaError, ReplicaSampler
+from flows.ray_sampling import RaySampler
+from flows.replicas import ReplicaSampler
+from flows.serving import free_port
 from stages.problems import generate_arithmetic, split_of
 from stages.sample import TRACES_SCHEMA, SamplingSpec
 from stages.sample_openai import EndpointError, EndpointSampler
 from stages.tiny_model import build_tiny_arithmetic_model
+from tests.conftest import PROCESS_TOKEN, REPO, processes_with
 
 pytestmark = pytest.mark.slow
 
@@ -103,23 +113,109 @@ def test_managed_server_is_seeded_per_sample(managed: ManagedEndpointSampler, ma
     assert _sample(one_per_request).equals(managed_traces)
 
 
-def test_two_replicas_sample_what_the_server_samples(tiny_model: Path, managed_traces: pa.Table) -> None:
-    """Two engine processes, each with half of the shard, give the traces of the same seeds."""
+def test_two_replicas_sample_what_the_server_samples_and_outlive_a_dead_replica(
+    tiny_model: Path, managed_traces: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two engine processes, each with half of the shard, give the traces of the same seeds. Replica 1's first
+    process is SIGKILLed mid-shard, with its half sampled and not handed back: only that half is sampled again, by
+    the other replica or by the fresh one started in its place, and every (problem_id, sample_idx) comes once. A
+    replica killed between shards is replaced the same way."""
+    monkeypatch.setenv("FLYWHEEL_KILL_AT", "replica:1.0@1")
     replicas = ReplicaSampler(str(tiny_model), MODEL, _engine(backend="replicas", replicas=2), seed=0)
     try:
+        started = replicas.process_ids()
+        # Each engine core runs in its replica's process, so a killed replica leaves no engine process behind.
+        assert all(psutil.Process(pid).children() == [] for pid in started)
         traces = _sample(replicas)
         usage = replicas.take_usage()
-        # Each engine core runs in its replica's process, so a replica killed below leaves no engine process behind.
-        assert all(psutil.Process(pid).children() == [] for pid in replicas.process_ids())
-        # A replica that dies fails the shard with an error naming it (the round's retry starts fresh replicas).
-        os.kill(replicas.process_ids()[1], signal.SIGKILL)
-        with pytest.raises(ReplicaError, match="replica 1 of 2: its engine process died"):
-            _sample(replicas)
+        after_kill = replicas.process_ids()
+        os.kill(after_kill[0], signal.SIGKILL)
+        again = _sample(replicas)
+        after_second_kill = replicas.process_ids()
     finally:
         replicas.close()
-    assert traces.equals(managed_traces)
-    assert [u.requests for u in usage] == [5, 5]
+    assert traces.equals(managed_traces) and again.equals(managed_traces)
+    assert after_kill[0] == started[0] and after_kill[1] != started[1] and not psutil.pid_exists(started[1])
+    assert after_second_kill[0] != after_kill[0] and after_second_kill[1] == after_kill[1]
+    # The dead replica's half was never handed back, so it is counted once: for the replica that sampled it again.
+    assert sum(u.requests for u in usage) == 10 and sorted(u.requests for u in usage) in ([0, 10], [5, 5])
     assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
+
+
+def test_two_ray_actors_sample_what_the_server_samples_and_outlive_a_dead_actor(
+    ray_cluster: str, tiny_model: Path, managed_traces: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ray backend on a local Ray cluster of 2 CPUs: two engine actors give the traces of the same seeds, and
+    an actor SIGKILLed mid-shard costs only its half of the shard."""
+    monkeypatch.setenv("FLYWHEEL_KILL_AT", "replica:0.0@1")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the cluster was started (see ray_cluster)
+    engine = _engine(backend="ray", replicas=2, ray={"address": ray_cluster})
+    backend = ENGINES.get(str(tiny_model), MODEL, engine, 0, purpose="sample")
+    try:
+        assert isinstance(backend, RaySampler)
+        started = backend.process_ids()
+        traces = _sample(backend)
+        usage = ENGINES.take_usage()
+        after_kill = backend.process_ids()
+        record = ENGINES.sampling_record(engine)
+        nodes = [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]]
+    finally:
+        ENGINES.close()
+    assert traces.equals(managed_traces)
+    assert after_kill[0] != started[0] and after_kill[1] == started[1] and not psutil.pid_exists(started[0])
+    assert sum(u.requests for u in usage) == 10
+    assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
+    assert len(nodes) == 1  # the cluster's one node holds both replicas, as the manifest and the log say
+    assert record == {"backend": "ray", "replicas": 2, "ray_address": ray_cluster, "nodes": nodes * 2}
+    assert f"replica 1 runs on node {nodes[0]}" in backend.notes
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A Ray cluster of one node on this machine (`ray start --head`, 2 CPUs), as a user starts one; its address.
+    Its processes, and those alone, are stopped afterwards: those of the session `ray start` was started in, and
+    those that carry a token in their environment (Ray's agents get an environment of their own)."""
+    token = f"ray-{os.getpid()}-{time.monotonic_ns()}"
+    temp_dir = tempfile.mkdtemp(prefix="fw-ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    port = free_port()
+    # Without token authentication: `ray start` turns it on when ~/.ray/auth_token exists, and a driver connects
+    # only with the same RAY_AUTH_MODE; a cluster reachable from 127.0.0.1 alone needs none.
+    env = {**os.environ, PROCESS_TOKEN: token, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", "--head", "--num-cpus", "2", "--num-gpus", "0",
+        "--include-dashboard=false", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
+        "--port", str(port), "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir,
+    ]  # fmt: skip
+    head = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = head.communicate(timeout=300)
+        assert head.returncode == 0, output[-5000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_processes([*processes_with(token), *processes_of_session(head.pid)])
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def processes_of_session(session: int) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getsid(process.pid) == session:
+                found.append(process)
+    return found
+
+
+def stop_processes(processes: list[psutil.Process]) -> None:
+    processes = list({process.pid: process for process in processes}.values())
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=15)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def test_external_endpoint_records_its_model_and_never_the_key(
