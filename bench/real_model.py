@@ -7,7 +7,8 @@ steps on round 0's labelled data, nothing sampled). The model folder is converte
 wheel's GGUF file (storage/gguf.py). Each run is `flywheel run` in its own process, as a user runs it.
 
 Printed per family and round: held-out pass@1 of both arms, the loop's mean answer length (characters of the
-evaluation completions), its stage timings (sample, train, evaluate; seconds) and sampling tokens/s.
+evaluation completions), its stage timings (sample, train, evaluate, and the round's stages together;
+seconds) and sampling tokens/s (completion tokens over the sample stage's seconds, engine start included).
 A full run (2 families x 2 arms x 3 rounds) takes well over an hour on 2 CPU cores.
 
     .venv/bin/python -m bench.real_model [--family arithmetic|chain-sum|all] [--rounds 3] [--store bench-runs]
@@ -27,7 +28,7 @@ from storage import RunStore
 from storage.gguf import convert_gguf, smollm2_gguf
 
 REPO = Path(__file__).resolve().parent.parent
-HEADER = "round   loop control  chars sample_s train_s eval_s  tok/s"
+HEADER = "round   loop control  chars sample_s train_s eval_s round_s  tok/s"
 FAMILIES = {"arithmetic": "smollm2-arithmetic.yaml", "chain-sum": "smollm2-chain-sum.yaml"}
 
 
@@ -58,6 +59,7 @@ def rows(store: str, run_name: str) -> list[dict[str, float]]:
                 "sample_s": sample_s,
                 "train_s": timings.get("train", 0.0),
                 "evaluate_s": timings.get("evaluate", 0.0),
+                "round_s": sum(timings.values()),
                 "tokens_per_s": metrics.get("sample_tokens", 0.0) / sample_s if sample_s else 0.0,
             }
         )
@@ -88,7 +90,7 @@ def main() -> None:
             other = f"{theirs[index]['pass@1']:7.3f}" if index < len(theirs) else f"{'-':>7}"
             print(
                 f"{row['round']:5d} {row['pass@1']:6.3f} {other} {row['answer_chars']:6.0f} {row['sample_s']:8.0f} "
-                f"{row['train_s']:7.0f} {row['evaluate_s']:6.0f} {row['tokens_per_s']:6.0f}"
+                f"{row['train_s']:7.0f} {row['evaluate_s']:6.0f} {row['round_s']:7.0f} {row['tokens_per_s']:6.0f}"
             )
 
 

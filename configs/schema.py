@@ -183,7 +183,8 @@ class DecontaminateConfig(Strict):
     """Word n-gram overlap with the held-out (eval) texts: a text sharing any n-gram with one is contaminated.
 
     Texts are lowercased and split on whitespace. Template words, those found in at least `template_share` of the
-    held-out items of a source (and in at least `template_min_items` of them), are left out before n-grams are
+    items of a source (every split: held-out, train and seed; and in at least `template_min_items` of them), are
+    left out before n-grams are
     formed: an instruction, a prompt template or a system prompt appears in every item, so sharing it says nothing
     about contamination; n-grams are made of the remaining content words. A text of fewer than `ngram_words` content
     words has no n-grams and is never flagged (short prompts are still caught by the exact-prompt check of the
@@ -195,14 +196,14 @@ class DecontaminateConfig(Strict):
         default=0.5,
         gt=0.0,
         le=1.0,
-        description="A word in at least this share of one source's held-out items is template text and left out of "
-        "the n-grams; None keeps every word.",
+        description="A word in at least this share of one source's items (all splits) is template text and left out "
+        "of the n-grams; None keeps every word.",
     )
     template_min_items: int = Field(
         default=10,
         ge=2,
-        description="A template word is also in at least this many held-out items: in a handful of items a share "
-        "says nothing, so a source with a small held-out split keeps every word.",
+        description="A template word is also in at least this many of the source's items: in a handful of items a "
+        "share says nothing, so a source with few problems in all keeps every word.",
     )
 
 

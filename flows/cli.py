@@ -66,6 +66,7 @@ BAD_INPUT_ERRORS = {
     "configs.loader": "ConfigError",
     "flows.export": "ExportError",
     "stages.problems": "ProblemsError",
+    "stages.select": "SelectionError",
     "storage.store": "StoreError",
     "storage.lock": "LockError",
     "verifiers": "UnknownVerifierError",

@@ -84,6 +84,7 @@ def curate_stage(
         round_id,
         previous_signatures=_concat(store.ancestor_tables("signatures", range(1, round_id), SIGNATURES_SCHEMA)),
         eval_texts=eval_texts_from_problems(split_of(pool, "test")),
+        template_texts=eval_texts_from_problems(pool),
     )
     history = _concat(store.ancestor_tables("difficulty", range(1, round_id), DIFFICULTY_SCHEMA))
     files = [store.write_table(round_id, name, getattr(curated, name)) for name in CURATED_TABLES]

@@ -118,6 +118,7 @@ def curate(
     *,
     previous_signatures: pa.Table | None = None,
     eval_texts: pa.Table | None = None,
+    template_texts: pa.Table | None = None,
 ) -> Curated:
     """Keep, drop with a reason, and measure difficulty: the filters of `config.filters`, in that order, each
     over the traces the ones before it kept (`stages/curation_filters.py`).
@@ -125,7 +126,8 @@ def curate(
     `previous_signatures`: earlier rounds' `Curated.signatures`, concatenated (SIGNATURES_SCHEMA); a trace
     near-duplicating one of them is dropped. `eval_texts`: held-out texts (EVAL_TEXTS_SCHEMA, e.g. from
     `stages.decontaminate.eval_texts_from_problems`); a trace whose prompt or completion shares a word n-gram
-    with one is dropped. Either left out skips that check.
+    with one is dropped. Either left out skips that check. `template_texts`: where template words are counted
+    (`stages.decontaminate.eval_index`; default: the eval texts), e.g. the texts of every split.
     """
     if traces.schema != VERIFIED_TRACES_SCHEMA:
         raise ValueError(f"curate: traces do not match VERIFIED_TRACES_SCHEMA:\n{traces.schema}")
@@ -143,8 +145,9 @@ def curate(
             order = preference_order([rows[i] for i in candidates], global_scope=config.dedup.scope == "global")
             candidates = [candidates[position] for position in order]
             in_preference_order = True
+        batch = [rows[i] for i in candidates]
         decision = curation_filter.decide(
-            FilterInput([rows[i] for i in candidates], config, round_id, previous_signatures, eval_texts)
+            FilterInput(batch, config, round_id, previous_signatures, eval_texts, template_texts)
         )
         if len(decision.reasons) != len(candidates):
             raise ValueError(f"curation filter {name!r} decided on {len(decision.reasons)} of {len(candidates)} traces")

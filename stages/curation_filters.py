@@ -39,6 +39,7 @@ class FilterInput:
     round_id: int
     previous_signatures: pa.Table | None = None
     eval_texts: pa.Table | None = None
+    template_texts: pa.Table | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _contaminated(batch: FilterInput) -> Decision:
     text. Skipped without eval texts or with `decontaminate.enabled: false`."""
     if batch.eval_texts is None or not batch.config.decontaminate.enabled or not batch.rows:
         return Decision([None] * len(batch.rows))
-    index = eval_index(batch.eval_texts, batch.config.decontaminate)
+    index = eval_index(batch.eval_texts, batch.config.decontaminate, batch.template_texts)
     by_prompt = contaminated_by([row["prompt"] for row in batch.rows], index)
     by_completion = contaminated_by([row["completion"] for row in batch.rows], index)
     return Decision(

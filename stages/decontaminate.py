@@ -58,11 +58,18 @@ class EvalIndex:
     template_words: np.ndarray  # uint64 word hashes left out of every text before n-grams are formed
 
 
-def eval_index(eval_texts: pa.Table, config: DecontaminateConfig) -> EvalIndex:
-    if eval_texts.schema != EVAL_TEXTS_SCHEMA:
-        raise ValueError(f"decontaminate: eval texts do not match EVAL_TEXTS_SCHEMA:\n{eval_texts.schema}")
+def eval_index(
+    eval_texts: pa.Table, config: DecontaminateConfig, template_texts: pa.Table | None = None
+) -> EvalIndex:
+    """The index of `eval_texts`. Template words are counted over `template_texts` (EVAL_TEXTS_SCHEMA; default:
+    the eval texts themselves): the texts of every split of the same sources, so that a source whose held-out
+    split is too small to show its template (fewer than `template_min_items` items) still has it found in its
+    train pool, instead of every prompt being flagged for sharing the instruction."""
+    for name, table in (("eval texts", eval_texts), ("template texts", template_texts)):
+        if table is not None and table.schema != EVAL_TEXTS_SCHEMA:
+            raise ValueError(f"decontaminate: {name} do not match EVAL_TEXTS_SCHEMA:\n{table.schema}")
     ids = np.array(eval_texts.column("eval_id").to_pylist(), dtype=object)
-    template = template_words(eval_texts, config)
+    template = template_words(eval_texts if template_texts is None else template_texts, config)
     ngrams = ngram_hashes(eval_texts.column("text"), config.ngram_words, template)
     owners = np.repeat(np.arange(eval_texts.num_rows), np.diff(ngrams.offsets))
     id_rank = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each row's eval_id

@@ -29,8 +29,11 @@ from stages.problems import split_of
 def select_problems(
     problems: pa.Table, config: SelectConfig, seed: int, round_id: int, *, history: pa.Table | None = None
 ) -> pa.Table:
-    """This round's problems (PROBLEMS_SCHEMA rows of the train split), in pool order."""
+    """This round's problems (PROBLEMS_SCHEMA rows of the train split), in pool order. A round left with no
+    eligible problem is a SelectionError naming how many the train split had and what removed them."""
     pool = eligible_problems(problems, config, round_id, history)
+    if pool.num_rows == 0:
+        raise SelectionError(_why_none_is_eligible(problems, config, round_id))
     latest = histories(history, round_id)
     weights = [config.bucket_weights.get(_latest_bucket(latest, p), 1.0) for p in pool.column("problem_id").to_pylist()]
     rng = random.Random(f"{seed}/select/{round_id}")
@@ -44,6 +47,21 @@ def select_problems(
     return pool.take(pa.array(sorted(chosen), type=pa.int64()))
 
 
+class SelectionError(ValueError):
+    """No problem of the train split is eligible for the round."""
+
+
+def _why_none_is_eligible(problems: pa.Table, config: SelectConfig, round_id: int) -> str:
+    train = split_of(problems, "train").num_rows
+    clean = eligible_problems(problems, config, round_id).num_rows
+    return (
+        f"round {round_id} has no eligible problem: the train split has {train}, {train - clean} of them share a "
+        f"prompt or a word {config.decontaminate.ngram_words}-gram with the held-out split (select.decontaminate), "
+        f"and the curriculum (select: skip_solved_rounds, max_unsolved_rounds, informative_only) skips the other "
+        f"{clean}"
+    )
+
+
 def eligible_problems(
     problems: pa.Table, config: SelectConfig, round_id: int, history: pa.Table | None = None
 ) -> pa.Table:
@@ -53,7 +71,9 @@ def eligible_problems(
     held_out_prompts = {_prompt_key(prompt) for prompt in held_out.column("prompt").to_pylist()}
     clean = [_prompt_key(p) not in held_out_prompts for p in pool.column("prompt").to_pylist()]
     if config.decontaminate.enabled and held_out.num_rows:
-        index = eval_index(eval_texts_from_problems(held_out), config.decontaminate)
+        index = eval_index(
+            eval_texts_from_problems(held_out), config.decontaminate, template_texts=eval_texts_from_problems(problems)
+        )
         leaks = contaminated_by(pool.column("prompt"), index)
         clean = [ok and leak is None for ok, leak in zip(clean, leaks, strict=True)]
     pool = pool.filter(pa.array(clean, type=pa.bool_()))

@@ -93,3 +93,22 @@ def test_a_small_held_out_split_keeps_every_word() -> None:
     index = eval_index(_eval_texts([(f"t{n}", EVAL) for n in range(9)]), DecontaminateConfig())
     assert len(index.template_words) == 0
     assert contaminated_by([EVAL], index) == ["t0"]
+
+
+def test_a_small_held_out_split_finds_its_template_in_the_other_splits() -> None:
+    """Three held-out items cannot show a template; the train pool of the same source can."""
+    instruction = "Reply with the final number only, written after four hash marks please."
+    rng = random.Random(1)
+    vocabulary = [f"word{n}" for n in range(500)]
+    texts = [
+        {"eval_id": f"p{n}", "text": f"{' '.join(rng.sample(vocabulary, 12))} {instruction}", "source": "s"}
+        for n in range(30)
+    ]
+    held_out = pa.Table.from_pylist(texts[:3], schema=EVAL_TEXTS_SCHEMA)
+    every_split = pa.Table.from_pylist(texts, schema=EVAL_TEXTS_SCHEMA)
+    alone = eval_index(held_out, DecontaminateConfig())
+    with_pool = eval_index(held_out, DecontaminateConfig(), template_texts=every_split)
+    train_prompts = [row["text"] for row in texts[3:]]
+    assert len(alone.template_words) == 0 and all(contaminated_by(train_prompts, alone))
+    assert contaminated_by(train_prompts, with_pool) == [None] * len(train_prompts)
+    assert contaminated_by([f"Question: {texts[1]['text']}"], with_pool) == ["p1"]  # a copied question still is

@@ -3,13 +3,14 @@ from __future__ import annotations
 import random
 
 import pyarrow as pa
+import pytest
 
 from bench.decontaminate import instructed_arithmetic, with_leaks
 from configs import ArithmeticConfig, SelectConfig
 from configs.schema import DecontaminateConfig, ReasoningGymConfig
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
 from stages.puzzles import reasoning_gym_problems
-from stages.select import eligible_problems, select_problems
+from stages.select import SelectionError, eligible_problems, select_problems
 from tests.stages.helpers import difficulty
 
 
@@ -134,3 +135,25 @@ def test_the_readme_reasoning_gym_example_yields_eligible_problems_and_leaks_are
     kept = eligible_problems(with_leaks(problems, 20), SelectConfig(), 1).column("problem_id").to_pylist()
     caught = 20 - sum(problem_id.startswith("leak/") for problem_id in kept)
     assert caught >= 15  # reworded leaks whose content is under 8 words escape the n-grams (see bench.decontaminate)
+
+
+def test_the_readme_reasoning_gym_example_at_a_small_size_yields_eligible_problems() -> None:
+    """Three held-out problems per task cannot show the template; the train split shows it (every prompt of a task
+    shares its instructions, which flagged every train problem when only the held-out split was counted)."""
+    problems = reasoning_gym_problems(
+        ReasoningGymConfig(tasks=["leg_counting", "basic_arithmetic"], n_seed=4, n_train=10, n_test=3), 0
+    )
+    assert eligible_problems(problems, SelectConfig(), 1).num_rows == 20
+
+
+def test_a_round_without_eligible_problems_is_an_error_naming_why() -> None:
+    rows = [
+        {"problem_id": f"{split}{n}", "prompt": f"What is {n} + {n}?", "split": split}
+        for split in ("train", "test")
+        for n in range(3)
+    ]
+    pool = pa.Table.from_pylist(
+        [{"source": "s", "domain": "math", "answer": "1", **row} for row in rows], schema=PROBLEMS_SCHEMA
+    )
+    with pytest.raises(SelectionError, match="round 1 has no eligible problem: the train split has 3, 3 of them"):
+        select_problems(pool, SelectConfig(), 0, 1)
