@@ -1,5 +1,9 @@
 """Verify tasks on the task runners of flows/runners.py: threads, a real local Dask cluster and, when it starts,
-a real local Ray instance; every runner must give the verdicts the flow process gives by itself."""
+a real local Ray instance; every runner must give the verdicts the flow process gives by itself.
+
+Its name sorts it after tests/flows/test_sampling_backends.py: on one machine, after this module's local Ray
+instance (`ray.init` then `ray.shutdown`), the actors of a cluster that `ray start` started later were cancelled
+before they ran; in the other order both pass."""
 
 from __future__ import annotations
 
