@@ -19,6 +19,7 @@ executes the runs; for a fleet, deploy `scheduled_rounds` to a work pool with Pr
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -105,17 +106,36 @@ def scheduled_rounds(config: dict[str, Any], rounds_per_trigger: int = 1) -> lis
 
 
 def serve_schedule(config: RunConfig, cron: str, timezone: str | None, name: str, rounds_per_trigger: int) -> None:
-    """Create or update the deployment and serve it here until interrupted."""
+    """Create or update the deployment and serve it here until interrupted; an interrupt pauses its schedule."""
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    scheduled_rounds.serve(
-        name=name,
-        schedules=[Cron(cron, timezone=timezone)],
-        parameters={"config": config.model_dump(mode="json"), "rounds_per_trigger": rounds_per_trigger},
-        description=f"Adds {rounds_per_trigger} round(s) to flywheel run {config.run_name!r} in {config.store}.",
-        tags=["flywheel", config.run_name],
-        global_limit=1,
-        # Loaded by module path in the runner's child process, wherever flywheel is installed.
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
+    # asyncio's own SIGINT handler only cancels the runner's main task, which a runner busy submitting a flow run
+    # can absorb, so a Ctrl-C neither stopped it nor paused the schedule: raise KeyboardInterrupt at once instead.
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        scheduled_rounds.serve(
+            name=name,
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"config": config.model_dump(mode="json"), "rounds_per_trigger": rounds_per_trigger},
+            description=f"Adds {rounds_per_trigger} round(s) to flywheel run {config.run_name!r} in {config.store}.",
+            tags=["flywheel", config.run_name],
+            global_limit=1,
+            # Loaded by module path in the runner's child process, wherever flywheel is installed.
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _pause(name)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _pause(name: str) -> None:
+    """Pause the deployment's schedule, whether or not the runner's own shutdown did."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        client.pause_deployment(client.read_deployment_by_name(f"{DEPLOYMENT_FLOW}/{name}").id)
