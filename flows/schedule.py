@@ -19,6 +19,7 @@ executes the runs; for a fleet, deploy `scheduled_rounds` to a work pool with Pr
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
 
@@ -134,8 +135,17 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _pause(name: str) -> None:
-    """Pause the deployment's schedule, whether or not the runner's own shutdown did."""
+    """Pause the deployment's schedule, whether or not the runner's own shutdown did. A server that is gone by now
+    gets a warning saying how to pause it later: raising here would replace the error that stopped serving."""
     from prefect import get_client
 
-    with get_client(sync_client=True) as client:
-        client.pause_deployment(client.read_deployment_by_name(f"{DEPLOYMENT_FLOW}/{name}").id)
+    deployment = f"{DEPLOYMENT_FLOW}/{name}"
+    try:
+        with get_client(sync_client=True) as client:
+            client.pause_deployment(client.read_deployment_by_name(deployment).id)
+    except Exception as error:  # any failure of the client: the error that stopped serving matters more
+        logging.getLogger("flywheel").warning(
+            "could not pause the schedule of deployment %s (%s: %s); once the Prefect server is back, pause it "
+            "with: prefect deployment pause %s",
+            deployment, type(error).__name__, error, deployment,
+        )  # fmt: skip

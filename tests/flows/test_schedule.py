@@ -4,6 +4,7 @@ triggered run that commits a round; and the errors for a bad cron string, no ser
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from flows.schedule import _pause
 from tests.conftest import PROCESS_TOKEN, REPO, processes_with, tiny_config
 from tests.prefect_server import free_port, stop, wait_for
 
@@ -149,3 +151,14 @@ def test_a_bad_cron_string_is_refused_before_anything_starts(tmp_path: Path) -> 
     assert result.returncode == 2, result.stderr
     assert "--cron '61 3 * * *': Invalid cron string" in result.stderr and "'0 3 * * *'" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_pausing_when_the_server_is_gone_warns_instead_of_raising(caplog: pytest.LogCaptureFixture) -> None:
+    """The pause after serving must not replace the error that stopped serving, e.g. a server that went away."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    gone = f"http://127.0.0.1:{free_port()}/api"
+    with temporary_settings({PREFECT_API_URL: gone}), caplog.at_level(logging.WARNING, logger="flywheel"):
+        _pause("nightly")
+    assert "could not pause the schedule of deployment flywheel-scheduled-rounds/nightly" in caplog.text
+    assert "prefect deployment pause flywheel-scheduled-rounds/nightly" in caplog.text
