@@ -3,7 +3,8 @@
 TRL calls a reward function with the batch's `prompts`, `completions` and every other dataset column as keyword
 lists. The GRPO dataset carries `problem_id`, so the correctness reward judges each completion exactly as the
 verify stage does: through the verifier registered for the problem's domain, in the verifier process pool (a
-hard per-call timeout that works from any thread, unlike `signal.alarm`), sharing the verdict cache. A completion
+hard per-call timeout that works from any thread, unlike `signal.alarm`), through the verdict cache it is given
+(the flows hand it the run's stored verdicts; without one, a cache of its own for the phase). A completion
 the verifier cannot judge gets `None`, which TRL leaves out of the group statistics instead of counting it wrong.
 The format reward is a second function, so TRL logs the two separately and weighs them with `reward_weights`.
 """
@@ -46,12 +47,14 @@ class CorrectnessReward:
         self.problems_by_id = problems_by_id
         self.config = config
         self.pool = pool
-        self.cache = cache
-        self.calls = 0
+        self.cache = cache if cache is not None else VerdictCache()
+        self.calls = 0  # completions rewarded
+        self.judged = 0  # answers the verifier judged (the rest were in the cache: judged before, or repeated)
         self.seconds = 0.0
 
     def __call__(self, completions: Sequence[Any], problem_id: Sequence[str], **_: Any) -> list[float | None]:
         started = time.perf_counter()
+        known = len(self.cache)
         verdicts = judge_completions(
             list(problem_id),
             [completion_text(completion) for completion in completions],
@@ -61,6 +64,7 @@ class CorrectnessReward:
             cache=self.cache,
         )
         self.calls += len(verdicts)
+        self.judged += len(self.cache) - known  # a timed-out call is not cached, so not counted
         self.seconds += time.perf_counter() - started
         return [verdict.reward for verdict in verdicts]
 
