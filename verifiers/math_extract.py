@@ -284,6 +284,7 @@ def _from_chunk(chunk: str) -> str | None:
     """An answer from the words after a cue: its math spans, else the whole if short, else its first number."""
     chunk = chunk.strip().strip("*").strip()
     chunk = re.sub(r"^\\?\"|\\?\"$", "", chunk).strip()
+    chunk = chunk.removeprefix("}").strip()  # `\text{The answer is } 6`: the cue's group closes before the value
     if not chunk:
         return None
     if _looks_like_math(chunk):

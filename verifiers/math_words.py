@@ -4,7 +4,7 @@ What it does: reads runs of number words as one value each: integers (`seventeen
 and five`, `two million`), signed ones (`negative four`, `minus four`), fractions (`two thirds`, `a half`,
 `seven-eighths`) and mixed numbers (`one and a half`, `two and three quarters`). Values come back as text the
 math parser reads (`17`, `-4`, `\\frac{11}{4}`). The words of one number are separated by spaces or hyphens
-only, so `seventeen, eighteen` are two numbers.
+only, so `seventeen, eighteen` are two numbers. `one` in "one of them" or "the one" is the pronoun, no number.
 
 What it does not do: decide which number in a response is its answer (`verifiers.math_extract` does), read
 ordinals (`the third`) or decimals in words (`zero point five`).
@@ -67,6 +67,10 @@ def word_numbers(text: str) -> list[WordNumber]:
             continue
         value, after = parsed
         lone_one = after == index + 1 and reader.words[index] == "one"
+        if lone_one and (reader.words[index - 1 : index] in (["the"], ["each"], ["every"], ["any"], ["no"])
+                         or reader.words[after : after + 1] == ["of"]):  # fmt: skip
+            index = after
+            continue  # "one of them", "the one": the pronoun
         start, end = reader.tokens[index].start(), reader.tokens[after - 1].end()
         found.append(WordNumber(start, end, _as_text(value), lone_one))
         index = after

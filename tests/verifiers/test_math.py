@@ -249,6 +249,10 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{\\text{Four}}", "4", True),
         ("\\boxed{\\text{four}}", "5", False),
         ("\\boxed{\\text{three or four}}", "3", False),
+        ("The answer is one of them.", "\\text{one}", False),  # the pronoun
+        ("The answer is one.", "\\text{one}", True),
+        ("\\text{The answer is } 6", "\\text{The answer is } 6", True),  # a cue inside a text group
+        ("\\text{The answer is } 5", "6", False),
     ],
     "a name or cue before the value, inside the box": [
         ("\\boxed{\\text{Area} = 36}", "36", True),
