@@ -100,6 +100,7 @@ def train_phase(
     )  # fmt: skip
     result.metrics["grpo_reward_seconds"] = correctness.seconds
     result.metrics["grpo_reward_completions"] = float(correctness.calls)
+    result.metrics["grpo_reward_cached"] = float(correctness.cached)
     result.metrics["grpo_reward_verifier_calls"] = float(correctness.judged)
     return result
 

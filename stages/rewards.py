@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from configs import VerifyConfig
-from stages.verify import judge_completions
+from stages.verify import judge_completions, verdict_key
 from verifiers.cache import VerdictCache
 from verifiers.format import format_reward
 from verifiers.pool import VerifierPool
@@ -49,15 +49,22 @@ class CorrectnessReward:
         self.pool = pool
         self.cache = cache if cache is not None else VerdictCache()
         self.calls = 0  # completions rewarded
-        self.judged = 0  # answers the verifier judged (the rest were in the cache: judged before, or repeated)
+        self.cached = 0  # of them, answers judged before the call (the stored verdicts or an earlier step)
+        self.judged = 0  # answers the verifier judged (the rest repeat an answer of the same call)
         self.seconds = 0.0
 
     def __call__(self, completions: Sequence[Any], problem_id: Sequence[str], **_: Any) -> list[float | None]:
         started = time.perf_counter()
+        texts = [completion_text(completion) for completion in completions]
         known = len(self.cache)
+        self.cached += sum(
+            self.cache.get(*verdict_key(pid, text, self.problems_by_id[pid])) is not None
+            for pid, text in zip(problem_id, texts, strict=True)
+            if pid in self.problems_by_id  # an unknown one is judge_completions' error, naming its row
+        )
         verdicts = judge_completions(
             list(problem_id),
-            [completion_text(completion) for completion in completions],
+            texts,
             self.problems_by_id,
             config=self.config,
             pool=self.pool,

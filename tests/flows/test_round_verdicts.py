@@ -163,7 +163,7 @@ def test_grpo_rewards_judge_through_the_stored_verdicts_and_store_theirs(
         rewards = reward(completions, ids)
     assert rewards == [1.0, 0.0] * problems.num_rows
     assert sum(verifier_calls) - calls == problems.num_rows  # only the new wrong answers
-    assert (reward.calls, reward.judged) == (2 * problems.num_rows, problems.num_rows)
+    assert (reward.calls, reward.cached, reward.judged) == (2 * problems.num_rows, problems.num_rows, problems.num_rows)
     assert verdicts.stored == problems.num_rows
 
     VERIFIER_POOLS.close()  # the next attempt, in a new process
@@ -173,6 +173,7 @@ def test_grpo_rewards_judge_through_the_stored_verdicts_and_store_theirs(
                                   cache=resumed.cache)  # fmt: skip
         assert again(completions, ids) == rewards
     assert sum(verifier_calls) == calls and again.judged == 0 and resumed.stored == 0
+    assert again.cached == 2 * problems.num_rows
 
 
 def test_verdicts_a_failed_grpo_phase_judged_are_kept(tmp_path: Path, verifier_calls: list[int]) -> None:
