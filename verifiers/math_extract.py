@@ -122,7 +122,7 @@ _DEGREES = re.compile(
 # `\sin 30^\circ`: an angle in degrees inside a trigonometric function is converted to radians
 _TRIG_FUNCTION = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
 _NUMBER_IN_DEGREES = re.compile(
-    r"(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?:\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![A-Za-z]))"
+    r"(?<![0-9.])(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?:\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![A-Za-z]))"
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
@@ -141,9 +141,10 @@ _SET_BUILDER = re.compile(
 )
 # `\text{Area} = 36`, `\text{The answer is } 36`: a name or a cue in words before the value, inside the answer
 _LEADING_LABEL = re.compile(
-    r"^\\(?:text|textbf|textit|textrm|mathrm|mbox)\s*\{\s*[A-Za-z][A-Za-z ']*?"
-    r"(?:\s*(?P<inner>:|=|\b(?:is|are|equals)))?\s*\}\s*(?P<outer>[:=](?!=))?\s*(?=\S)"
+    r"^\\(?:text|textbf|textit|textrm|mathrm|mbox)\s*\{\s*(?P<words>[A-Za-z']+(?:\s+[A-Za-z']+)*)"
+    r"\s*(?:(?P<inner>[:=])\s*)?\}\s*(?:(?P<outer>[:=])(?!=)\s*)?(?=\S)"
 )
+_CUE_VERBS = {"is", "are", "equals"}
 # `2\mathbf{i} - \mathbf{j} + 3\mathbf{k}`, `\hat{\imath} + \hat{\jmath}`: the standard unit vectors
 _UNIT_VECTOR_MACRO = r"\\(?:mathbf|boldsymbol|bm|hat|vec|widehat)\s*"
 _UNIT_VECTOR = re.compile(
@@ -407,7 +408,8 @@ def clean_answer(answer: str) -> CleanAnswer:
     percent = bool(_PERCENT.search(text))
     text = _PERCENT.sub(" ", text)
     text = _TEXT_UNIT_TAIL.sub(r"\g<value>", text)  # `150\text{ m}^2`: a unit, even of one letter
-    if (label := _LEADING_LABEL.match(text)) is not None and (label["inner"] or label["outer"]):
+    label = _LEADING_LABEL.match(text)
+    if label is not None and (label["inner"] or label["outer"] or label["words"].split()[-1].lower() in _CUE_VERBS):
         text = text[label.end() :]
     text = _unit_vectors(text)  # before the macros are unwrapped: `\mathbf{i}` is no imaginary unit
     text = _repeating_decimals(text)  # before the macros are unwrapped: `\overline{3}` is not a plain 3
