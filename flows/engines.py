@@ -6,8 +6,8 @@ extra `flywheel[ray]`, is imported only by that backend), or OpenAI-compatible s
 either `vllm serve` replicas that flywheel starts and stops (`flows.serving`) or the user's external endpoints.
 
 A round evaluates its new checkpoint and the next round samples from that same checkpoint, so keeping the
-engine saves one engine start-up (tens of seconds) per round. The verifier pool and its verdict cache
-serve every shard and every round.
+engine saves one engine start-up (tens of seconds) per round. The verifier pool serves every shard and every
+round; verdicts are cached in the run store (`flows.verdicts`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from flows.serving import ManagedServers
 from stages.sample import ReplicaUsage, Sampler, SamplingSpec, prompting_note
 from stages.sample_openai import EndpointError, EndpointSampler, served_models
 from storage.models import load_tokenizer
-from verifiers.cache import VerdictCache
 from verifiers.pool import VerifierPool
 
 
@@ -244,7 +243,6 @@ class VerifierPools:
     def __init__(self) -> None:
         self._pool: VerifierPool | None = None
         self._config: VerifyConfig | None = None
-        self.cache = VerdictCache()
 
     def get(self, config: VerifyConfig) -> VerifierPool:
         if self._pool is not None and self._config == config:

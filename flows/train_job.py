@@ -4,7 +4,8 @@ The flow process writes the job (its run config, round, phase, model and input t
 folder and starts the configured launcher (`accelerate launch ...`, `torchrun ...`); every rank runs this module,
 TRL's trainer does the distributed work, and the main rank saves the trained model and its metrics as the phase's
 result (`storage.jobs`). A rank killed mid-way leaves its checkpoints, so re-running the job resumes from them.
-Each rank judges GRPO rewards with its own verifier pool.
+Each rank judges GRPO rewards with its own verifier pool, through the run's stored verdicts (`flows.verdicts`),
+and stores what it judged (batch files named by their content: ranks need no lock).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import pyarrow as pa
 
 from configs import RunConfig, TrainConfig, parse_config
 from flows.faults import CrashAtCheckpoint
+from flows.verdicts import RunVerdicts, kept_verdicts
 from flows.watchdog import BeatOnStep
 from stages.curate import DATASET_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA
 from stages.rewards import CorrectnessReward, reward_functions
 from stages.train import TrainResult, train_grpo, train_sft
+from storage import RunStore
 from storage.jobs import read_job, save_trained
 from storage.models import load_model
 from verifiers.cache import VerdictCache
@@ -53,9 +56,13 @@ def _train(
         return train_phase("sft", train_config, config, spec["round_id"], model, tokenizer, table,
                            output_dir=spec["output_dir"], pool=lambda: None)  # fmt: skip
     workers = config.verify.workers or VerifierPool.default_size()
+    store = RunStore(config.store, config.run_name)
     with VerifierPool(workers, config.verify.timeout_s, config.verify.memory_limit_mb) as pool:
-        return train_phase("grpo", train_config, config, spec["round_id"], model, tokenizer, table,
-                           output_dir=spec["output_dir"], pool=lambda: pool)  # fmt: skip
+        with kept_verdicts(store, table) as verdicts:
+            result = train_phase("grpo", train_config, config, spec["round_id"], model, tokenizer, table,
+                                 output_dir=spec["output_dir"], pool=lambda: pool, cache=verdicts.cache)  # fmt: skip
+    result.metrics |= verdict_metrics(verdicts)
+    return result
 
 
 def train_phase(
@@ -92,7 +99,15 @@ def train_phase(
         max_completion_length=config.sample.max_tokens, reward_weights=weights, **common,
     )  # fmt: skip
     result.metrics["grpo_reward_seconds"] = correctness.seconds
+    result.metrics["grpo_reward_completions"] = float(correctness.calls)
+    result.metrics["grpo_reward_cached"] = float(correctness.cached)
+    result.metrics["grpo_reward_verifier_calls"] = float(correctness.judged)
     return result
+
+
+def verdict_metrics(verdicts: RunVerdicts) -> dict[str, float]:
+    """How many stored verdicts a GRPO phase started with and how many it stored."""
+    return {"grpo_verdicts_loaded": float(verdicts.loaded), "grpo_verdicts_stored": float(verdicts.stored)}
 
 
 if __name__ == "__main__":

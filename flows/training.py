@@ -22,7 +22,8 @@ from flows.engines import ENGINES, VERIFIER_POOLS
 from flows.journal import StageOutput
 from flows.logs import run_logger
 from flows.models import PhaseModel
-from flows.train_job import train_phase
+from flows.train_job import train_phase, verdict_metrics
+from flows.verdicts import kept_verdicts
 from flows.watchdog import WATCHDOG
 from stages.train import training_warnings, untrained
 from storage import RunStore
@@ -63,13 +64,7 @@ def train_phases(
             if train_config.launcher is not None:
                 model, phase_metrics = _launch_phase(train_config, phase, config, store, round_id, model, data)
             else:
-                loaded, tokenizer = model.loaded()
-                result = train_phase(
-                    phase, train_config, config, round_id, loaded, tokenizer, data,
-                    output_dir=files.checkpoints,
-                    pool=lambda: VERIFIER_POOLS.get(config.verify), cache=VERIFIER_POOLS.cache,
-                )  # fmt: skip
-                model, phase_metrics = PhaseModel(model=result.model, tokenizer=result.tokenizer), result.metrics
+                model, phase_metrics = _train_here(train_config, phase, config, store, round_id, model, data)
         metrics |= phase_metrics
     if untrained(metrics, phases, train_config, round_id):
         run_logger().warning("round %d: trained 0 steps; committed as untrained (train.allow_untrained)", round_id)
@@ -77,6 +72,30 @@ def train_phases(
     metrics["train_seconds"] = sum(metrics.get(f"{phase}_seconds", 0.0) for phase in phases)
     metrics["train_tokens"] = sum(metrics.get(f"{phase}_tokens", 0.0) for phase in phases)
     return StageOutput(store.save_model(round_id, *model.loaded()), metrics)
+
+
+def _train_here(
+    train_config: TrainConfig,
+    phase: str,
+    config: RunConfig,
+    store: RunStore,
+    round_id: int,
+    model: PhaseModel,
+    data: pa.Table,
+) -> tuple[PhaseModel, dict[str, float]]:
+    """Run one phase in this process; GRPO's rewards judge through the run's stored verdicts and store theirs."""
+    loaded, tokenizer = model.loaded()
+    files = store.phase_files(round_id, phase)
+    if phase == "sft":
+        result = train_phase(phase, train_config, config, round_id, loaded, tokenizer, data,
+                             output_dir=files.checkpoints, pool=lambda: None)  # fmt: skip
+        return PhaseModel(model=result.model, tokenizer=result.tokenizer), result.metrics
+    with kept_verdicts(store, data) as verdicts:
+        result = train_phase(
+            phase, train_config, config, round_id, loaded, tokenizer, data, output_dir=files.checkpoints,
+            pool=lambda: VERIFIER_POOLS.get(config.verify), cache=verdicts.cache,
+        )  # fmt: skip
+    return PhaseModel(model=result.model, tokenizer=result.tokenizer), result.metrics | verdict_metrics(verdicts)
 
 
 def _launch_phase(

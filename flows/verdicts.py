@@ -10,7 +10,10 @@ Used by `flywheel rescore` (flows/rescore.py, through `load_stored_verdicts` and
 every verification of a round (flows/sampling.py, through `RunVerdicts`): the sampled shards, the evaluation and
 dynamic sampling's draws look each answer up here before calling a verifier, and store what was judged, so a
 resumed round, a later round meeting the same answer to the same problem, or a rescore never judge again what
-the same verifier version judged. GRPO's reward calls during training use the process's in-memory cache only.
+the same verifier version judged. GRPO's reward calls judge through it too (`kept_verdicts`, in the flow process
+or in each rank of a launched training job): for math the key is the extracted final answer, so the answers the
+round's sample stage judged for its GRPO problems are found there, and what training judges is stored for the
+next attempt and the next round.
 
 What it does not do: read or write files itself (storage/verdicts.py does), or decide what a verdict is.
 """
@@ -18,7 +21,8 @@ What it does not do: read or write files itself (storage/verdicts.py does), or d
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -71,6 +75,7 @@ class RunVerdicts:
         self.cache = VerdictCache()
         self._stored = load_stored_verdicts(store, versions, self.cache, _golds(problems))
         self.loaded = len(self._stored)
+        self.stored = 0  # how many `store_judged` stored, all calls together
 
     def for_shard(self, problems: pa.Table) -> VerdictCache:
         return self.cache.for_golds(_golds(problems))
@@ -83,7 +88,20 @@ class RunVerdicts:
         how many were stored."""
         stored = _append_judged(self._store, self.cache.to_rows(leave_out=self._stored))
         self._stored |= stored
+        self.stored += len(stored)
         return len(stored)
+
+
+@contextmanager
+def kept_verdicts(store: RunStore, problems: pa.Table) -> Iterator[RunVerdicts]:
+    """The run's stored verdicts for `problems`, for a block that judges through `.cache` (GRPO's rewards); what
+    it judged is stored when the block ends, also when it raises: a verdict judged stays true, and a resumed phase
+    finds it."""
+    verdicts = RunVerdicts(store, problems)
+    try:
+        yield verdicts
+    finally:
+        verdicts.store_judged()
 
 
 def _golds(problems: pa.Table) -> set[str]:

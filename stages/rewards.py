@@ -3,7 +3,8 @@
 TRL calls a reward function with the batch's `prompts`, `completions` and every other dataset column as keyword
 lists. The GRPO dataset carries `problem_id`, so the correctness reward judges each completion exactly as the
 verify stage does: through the verifier registered for the problem's domain, in the verifier process pool (a
-hard per-call timeout that works from any thread, unlike `signal.alarm`), sharing the verdict cache. A completion
+hard per-call timeout that works from any thread, unlike `signal.alarm`), through the verdict cache it is given
+(the flows hand it the run's stored verdicts; without one, a cache of its own for the phase). A completion
 the verifier cannot judge gets `None`, which TRL leaves out of the group statistics instead of counting it wrong.
 The format reward is a second function, so TRL logs the two separately and weighs them with `reward_weights`.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from configs import VerifyConfig
-from stages.verify import judge_completions
+from stages.verify import judge_completions, verdict_key
 from verifiers.cache import VerdictCache
 from verifiers.format import format_reward
 from verifiers.pool import VerifierPool
@@ -46,21 +47,31 @@ class CorrectnessReward:
         self.problems_by_id = problems_by_id
         self.config = config
         self.pool = pool
-        self.cache = cache
-        self.calls = 0
+        self.cache = cache if cache is not None else VerdictCache()
+        self.calls = 0  # completions rewarded
+        self.cached = 0  # of them, answers judged before the call (the stored verdicts or an earlier step)
+        self.judged = 0  # answers the verifier judged (the rest repeat an answer of the same call)
         self.seconds = 0.0
 
     def __call__(self, completions: Sequence[Any], problem_id: Sequence[str], **_: Any) -> list[float | None]:
         started = time.perf_counter()
+        texts = [completion_text(completion) for completion in completions]
+        known = len(self.cache)
+        self.cached += sum(
+            self.cache.get(*verdict_key(pid, text, self.problems_by_id[pid])) is not None
+            for pid, text in zip(problem_id, texts, strict=True)
+            if pid in self.problems_by_id  # an unknown one is judge_completions' error, naming its row
+        )
         verdicts = judge_completions(
             list(problem_id),
-            [completion_text(completion) for completion in completions],
+            texts,
             self.problems_by_id,
             config=self.config,
             pool=self.pool,
             cache=self.cache,
         )
         self.calls += len(verdicts)
+        self.judged += len(self.cache) - known  # a timed-out call is not cached, so not counted
         self.seconds += time.perf_counter() - started
         return [verdict.reward for verdict in verdicts]
 

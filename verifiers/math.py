@@ -13,7 +13,10 @@ and `i` the imaginary unit; `28\\%` equals 28 and 0.28; units are dropped; degre
 angle in degrees against one written with pi (`60^\\circ`, `\\frac{\\pi}{3}`) is converted to radians first;
 `a:b` is an ordered pair (a clock time `20:34:00` is `20:34`); a number times a tuple (`\\frac{1}{5}\\langle 3, 4
 \\rangle`) is the tuple scaled; a number followed by one unit symbol (`250 g`) is that number when the gold is a
-number; see `verifiers.math_equiv`.
+number; an angle in degrees inside a trigonometric function (`\\tan 15^\\circ`) is in radians; a decimal of at
+least 6 significant digits is a rounded value, alone (`0.0833333` for 1/12) or inside an expression
+(`1386.15(e^{0.013t} - 1)` for `\\frac{18.02}{0.013}(e^{0.013t} - 1)`, within what rounding each such decimal
+can change); see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
 a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
@@ -30,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import sympy
@@ -42,10 +46,12 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.7.0"
+VERSION = "0.8.0"
 
 MIN_APPROXIMATION_DIGITS = 6
+MAX_ROUNDED_LITERALS = 4
 _DECIMAL = re.compile(r"[+-]?[0-9]*\.([0-9]+)")
+_DECIMAL_IN_TEXT = re.compile(r"(?<![0-9.])([0-9]+)\.([0-9]{1,60})(?![0-9.])")
 _SCIENTIFIC = re.compile(r"([+-]?[0-9.]+)\s*\\times\s*10\s*\^\s*\{?\s*([+-]?[0-9]{1,4})\s*\}?")
 _WORDS_ANSWER = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+)*")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z\s'.,-]*")
@@ -184,9 +190,14 @@ def _read(answer: CleanAnswer, gold: bool = True) -> Any:
     except RecursionError as error:
         raise TooLarge("nested too deeply") from error
     try:
-        return canonical(node, answer.percent, _decimal_places(answer.text))
+        result = canonical(node, answer.percent, _decimal_places(answer.text))
     except RecursionError as error:
         raise TooLarge("nested too deeply") from error
+    if isinstance(result, Scalar) and result.decimal_places is None:
+        moved = _rounding_moves(answer)
+        if moved:
+            return replace(result, rounded=moved)
+    return result
 
 
 def _is_number_gold(gold: CleanAnswer, node: Any) -> bool:
@@ -224,6 +235,31 @@ def _decimal_places(text: str) -> int | None:
         return None
     significant = mantissa.lstrip("+-").replace(".", "").lstrip("0")
     return len(match.group(1)) - exponent if len(significant) >= MIN_APPROXIMATION_DIGITS else None
+
+
+def _rounding_moves(answer: CleanAnswer) -> tuple[Any, ...]:
+    """For an answer with decimal literals of at least `MIN_APPROXIMATION_DIGITS` significant digits (rounded
+    values, such as `1386.15` in `1386.15(e^{0.013t} - 1)`): the answer's expression again with each of them
+    moved up by half a unit of its last place (at most `MAX_ROUNDED_LITERALS`; empty when there are more)."""
+    literals = [
+        match
+        for match in _DECIMAL_IN_TEXT.finditer(answer.text)
+        if len((match.group(1) + match.group(2)).lstrip("0")) >= MIN_APPROXIMATION_DIGITS
+    ]
+    if not literals or len(literals) > MAX_ROUNDED_LITERALS:
+        return ()
+    moved = []
+    for match in literals:
+        shifted = Decimal(match.group(0)) + Decimal(5).scaleb(-len(match.group(2)) - 1)
+        text = answer.text[: match.start()] + format(shifted, "f") + answer.text[match.end() :]
+        try:
+            node = canonical(parse_answer(text), answer.percent)
+        except (ParseError, RecursionError):
+            return ()
+        if not isinstance(node, Scalar):
+            return ()
+        moved.append(node.expr)
+    return tuple(moved)
 
 
 def _compact(text: str) -> str:

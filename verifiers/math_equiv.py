@@ -11,14 +11,17 @@ What it does: reduces answer nodes (`verifiers.math_parse`) to comparable forms 
   the random points.
 - exact constants (no decimal in them) by their difference, resolved to 400 digits: `2^{2^{-1000}}` is not 1.
 - a decimal literal with at least 6 significant digits equals an exact value that rounds to it
-  (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3).
+  (`0.0833333333333333` = 1/12); shorter decimals must be exact (`0.33` != 1/3). An expression with such
+  decimals (`1386.15(e^{0.013t} - 1)`) equals an exact one when, at every sampled point, they differ by no more
+  than moving each decimal by half a unit of its last place changes it (`Scalar.rounded`, first order).
 - percent: `28\\%` equals 28 and 0.28.
 - tuples in order; bare lists (`1, 2`), set literals and `±` answers as unordered collections; intervals and
   unions as sets; inequalities in one variable by their solution sets (`-x > -1` = `x < 1`); equations by
   proportional `lhs - rhs`; `x = 3` against `3` by its right side when the left side is a plain name; chains of
   equalities by their last side when every step holds (`1 = 2 = 17` and `5 = 17` are `Refused`, as is
   `a \\approx b` unless the gold is an approximation too); inequalities joined by "or" by the union of their
-  solution sets; matrices entry by entry, a column vector as the tuple `(a, b)` of its entries; words by their letters,
+  solution sets, also against an interval union (`x < 0 or x > 1` = `(-\\infty, 0) \\cup (1, \\infty)`);
+  matrices entry by entry, a column vector as the tuple `(a, b)` of its entries; words by their letters,
   case-insensitively.
 
 What it does not do: prove identities beyond rational functions. For those, agreement at every sampled point
@@ -278,6 +281,8 @@ def equivalent(gold: Any, predicted: Any) -> bool:
             return _unordered_equal(gold.items, predicted.items)
         if isinstance(predicted, Bracketed) and predicted.opening == "(":
             return _unordered_equal(gold.items, predicted.items)
+        if isinstance(predicted, SetValue) and all(isinstance(item, SetValue) for item in gold.items):
+            return _sets_equal(_to_set(gold), predicted.value)  # `x < 0 or x > 1` is a union
         return False
     if isinstance(gold, Bracketed) and isinstance(predicted, Scalar) and _is_column(predicted.expr):
         return _column_equal(gold, predicted.expr)
@@ -435,7 +440,37 @@ def scalars_equal(gold: Scalar, predicted: Scalar) -> bool:
     places = predicted.decimal_places if predicted.decimal_places is not None else gold.decimal_places
     if gold.decimal_places is not None and predicted.decimal_places is not None:
         places = None  # two decimal literals must agree exactly
-    return any(_values_equal(left, right, places) for left, right in pairs)
+    if any(_values_equal(left, right, places) for left, right in pairs):
+        return True
+    rounded, exact = (gold, predicted) if gold.rounded else (predicted, gold)
+    if not rounded.rounded or exact.rounded or exact.decimal_places is not None or gold.percent != predicted.percent:
+        return False  # decimals on both sides must agree exactly, as two decimal literals do
+    return _equal_within_rounding(rounded.expr, exact.expr, rounded.rounded)
+
+
+def _equal_within_rounding(rounded: Any, exact: Any, moved: tuple[Any, ...]) -> bool:
+    """An expression with rounded decimals (`1386.15(e^{0.013t} - 1)`) against an exact one
+    (`\\frac{18.02}{0.013}(e^{0.013t} - 1)`): at every sampled point, the two differ by no more than moving each
+    rounded decimal by half a unit of its last place changes the rounded side (`moved`, to first order)."""
+    if not (isinstance(rounded, sympy.Expr) and isinstance(exact, sympy.Expr)):
+        return False
+    if not all(isinstance(expr, sympy.Expr) for expr in moved):
+        return False
+    symbols = sorted(rounded.free_symbols | exact.free_symbols, key=str)
+    fixed = _points(symbols) if symbols else [{}]
+    valid = 0
+    for number, point in enumerate(fixed + (_random_points(symbols) if symbols else [])):
+        if not (_in_real_domain(rounded, point) and _in_real_domain(exact, point)):
+            continue
+        a, b = _evaluate(rounded, point), _evaluate(exact, point)
+        shifts = [_evaluate(expr, point) for expr in moved]
+        if a is None or b is None or any(shift is None for shift in shifts):
+            continue
+        bound = sum(abs(shift - a) for shift in shifts) * sympy.Rational(101, 100)
+        if abs(a - b) > bound + RELATIVE_TOLERANCE * max(abs(a), abs(b), 1):
+            return False
+        valid += number < len(fixed)
+    return valid >= (MIN_VALID_POINTS if symbols else 1)
 
 
 def _is_matrix(value: Any) -> bool:

@@ -3,19 +3,24 @@
 What it does: text-level rules only (regular expressions and brace matching), in order of how explicit the
 answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
 multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
-"Réponse :", "答案是"; after a cue, a number written in English words, `the answer is twenty-one`, is that
-number, `two thirds` a fraction, and a few words said last, `the answer is yes.`, are the answer), a short
-bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
-last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a response that says
-it is unfinished ("work in progress", "to be continued", "not finished yet") has no answer.
+"Réponse :", "答案是"; after a cue, the first number, in digits or in English words (`the answer is
+twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a few
+words said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words,
+are a hedge), a short bare answer (one without digits by the words after its last `is`: "The probability is
+one half."), the last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a
+response that says it is unfinished ("work in progress", "to be continued", "not finished yet") has no answer.
 `clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
 `0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as
 its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real
 numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and
 `\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets
-`\\langle 1, 2 \\rangle` as a tuple, a clock time with zero seconds (`20:34:00`) as `20:34`. It reports
-whether a percent or a degree sign (or the word degrees) was present.
+`\\langle 1, 2 \\rangle` (or `⟨1, 2⟩`) as a tuple, unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as
+`(2, -1, 3)`, the reals of one sign (`\\mathbb{R}^+`, `\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with
+zero seconds (`20:34:00`) as `20:34`, a whole answer in number words (`\\text{four}`) as the number, an angle
+in degrees inside a trigonometric function in radians; it drops a name or a cue written in words before the
+value (`\\text{Area} = 36`, `\\text{The answer is } 36`). It reports whether a percent or a degree sign (or
+the word degrees) was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -27,6 +32,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from verifiers.math_words import number_in_words, whole_number_in_words, word_numbers
 
 TAIL_CHARS = 6000  # answers sit at the end; only the tail of a runaway completion is searched
 SHORT_ANSWER_CHARS = 120
@@ -48,7 +55,7 @@ _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.,:])[0-9]+(?::[0-9]+)+(?![0-9:])"  # one number: a clock time `20:34`, a ratio `3:4`
     r"|(?<![A-Za-z0-9_.,])[0-9]+,[0-9]{2}(?![0-9,])"
     r"|(?<![A-Za-z0-9_.^])[-−]?(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]{1,3}(?: [0-9]{3})+(?![0-9])"
-    r"|[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?|\.[0-9]+)"
+    r"|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3}(?![0-9A-Za-z.]))?(?:/[0-9]+)?|\.[0-9]+)"  # `1.2e4` is one number
 )
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
 _TEXT_MACRO = re.compile(
@@ -92,38 +99,30 @@ _E_NOTATION_WITH_UNIT = re.compile(
     + r"(?:\s+(?!(?:or|and|to|plus|minus|times)\b)(?:[A-Za-zµ]{2,}|[A-Za-zµ]+/[A-Za-z]+)(?:\^\{?[23]\}?)?)?"
 )
 _REALS = re.compile(r"\\mathbb\s*(?:\{\s*R\s*\}|R)(?![A-Za-z^_])|ℝ(?![\^_])")
+# `\mathbb{R}_{>0}`, `\mathbb{R}^+`, `\mathbb{R}_{\ge 0}`, `\mathbb{R}^-_0`: the reals of one sign, as an interval
+_REAL_NAME = r"(?:\\mathbb\s*(?:\{\s*R\s*\}|R)|ℝ)"
+_ZERO_INDEX = r"(?:_\s*(?:\{\s*0\s*\}|0))"
+_SIGNED_REALS = re.compile(
+    _REAL_NAME
+    + r"\s*(?:_\s*\{\s*(?P<relation>>|<|\\geq?(?:slant)?|\\leq?(?:slant)?|≥|≤)\s*0\s*\}"
+    r"|(?P<zero_first>"
+    + _ZERO_INDEX
+    + r"\s*)?(?:[_^]\s*(?:\{\s*(?P<braced_sign>[+-])\s*\}|(?P<sign>[+-]))|(?P<script_sign>[⁺⁻₊₋]))(?P<zero_last>\s*"
+    + _ZERO_INDEX
+    + r")?)"
+)
 _ANGLE_BRACKETS = re.compile(r"\\langle\s*((?:(?!\\rangle).)*?)\s*\\rangle|^<([^<>=]*,[^<>=]*)>$")
-_NUMBER_WORDS = {
-    word: value
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
-        " seventeen eighteen nineteen".split()
-    )
-} | {word: 10 * tens for tens, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
 _STATED_VALUE = re.compile(r"\b(?:is|are|equals)\s+(?P<value>[^.]+?)\s*\.?$", re.IGNORECASE)
 _DEGREES_AFTER_SPAN = re.compile(r"\s*(?:degrees?(?![A-Za-z])|°)")
 _SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
-_SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
-# "two thirds": the word after a number that makes it a fraction, singular or plural
-_DENOMINATOR_WORDS = {
-    word + ending: value
-    for value, word in [
-        (2, "half"),
-        (3, "third"),
-        (4, "quarter"),
-        (4, "fourth"),
-        (5, "fifth"),
-        (6, "sixth"),
-        (7, "seventh"),
-        (8, "eighth"),
-        (9, "ninth"),
-        (10, "tenth"),
-    ]  # fmt: skip
-    for ending in ("", "s")
-} | {"halves": 2}
 _DEGREES = re.compile(
     r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*degrees?\s*\}|(?<=[0-9])\s+degrees?(?![A-Za-z])"
-    r"|\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\degree"
+    r"|\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\circ|\\degree"
+)
+# `\sin 30^\circ`: an angle in degrees inside a trigonometric function is converted to radians
+_TRIG_FUNCTION = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
+_NUMBER_IN_DEGREES = re.compile(
+    r"(?<![0-9.])(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?:\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![A-Za-z]))"
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
@@ -140,6 +139,20 @@ MAX_LISTED_INTEGERS = 100
 _SET_BUILDER = re.compile(
     r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
 )
+# `\text{Area} = 36`, `\text{The answer is } 36`: a name or a cue in words before the value, inside the answer
+_LEADING_LABEL = re.compile(
+    r"^\\(?:text|textbf|textit|textrm|mathrm|mbox)\s*\{\s*(?P<words>[A-Za-z']+(?:\s+[A-Za-z']+)*)"
+    r"\s*(?:(?P<inner>[:=])\s*)?\}\s*(?:(?P<outer>[:=])(?!=)\s*)?(?=\S)"
+)
+_CUE_VERBS = {"is", "are", "equals"}
+# `2\mathbf{i} - \mathbf{j} + 3\mathbf{k}`, `\hat{\imath} + \hat{\jmath}`: the standard unit vectors
+_UNIT_VECTOR_MACRO = r"\\(?:mathbf|boldsymbol|bm|hat|vec|widehat)\s*"
+_UNIT_VECTOR = re.compile(
+    _UNIT_VECTOR_MACRO
+    + r"(?:\{\s*(?:"
+    + _UNIT_VECTOR_MACRO
+    + r")?\{?\s*(?P<braced>[ijk]|\\[ij]math)\s*\}?\s*\}|(?P<bare>[ijk]|\\[ij]math)(?![A-Za-z]))"
+)
 # a clock time with zero seconds is the time to the minute: `20:34:00` is `20:34`
 _CLOCK_ZERO_SECONDS = re.compile(r"(?P<clock>[0-9]{1,2}:[0-5][0-9]):00")
 # a response that says it is not finished states no final answer, whatever number it ends with
@@ -150,6 +163,10 @@ _UNFINISHED = re.compile(
 )
 _SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁻¹": "^{-1}"}
 _DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-"}
+_ANGLE_BRACKET_CHARS = {
+    "\u27e8": "\\langle ", "\u27e9": " \\rangle", "\u2329": "\\langle ", "\u232a": " \\rangle",
+    "\u3008": "\\langle ", "\u3009": " \\rangle",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -268,6 +285,7 @@ def _from_chunk(chunk: str) -> str | None:
     """An answer from the words after a cue: its math spans, else the whole if short, else its first number."""
     chunk = chunk.strip().strip("*").strip()
     chunk = re.sub(r"^\\?\"|\\?\"$", "", chunk).strip()
+    chunk = chunk.removeprefix("}").strip()  # `\text{The answer is } 6`: the cue's group closes before the value
     if not chunk:
         return None
     if _looks_like_math(chunk):
@@ -279,51 +297,30 @@ def _from_chunk(chunk: str) -> str | None:
         return _from_tail(chunk)
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
-    numbers = _NUMBER.findall(chunk)
-    if numbers:
-        return numbers[0]
-    return _number_in_words(chunk)
+    return _first_number(chunk)
 
 
-def _number_in_words(text: str) -> str | None:
-    """The first number written in English words (`seventeen`, `twenty-one`, `one hundred`, `one half`)."""
-    words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
-    start = next((index for index, word in enumerate(words) if word in _NUMBER_WORDS), None)
-    article = next(
-        (at for at, word in enumerate(words[:-1]) if word in ("a", "an") and words[at + 1] in _DENOMINATOR_WORDS),
-        None,
-    )
-    if article is not None and (start is None or article < start):
-        return f"\\frac{{1}}{{{_DENOMINATOR_WORDS[words[article + 1]]}}}"  # "a third"
-    if start is None:
-        return None
-    total, current, index = 0, 0, start
-    while index < len(words):
-        word = words[index]
-        if word in _NUMBER_WORDS:
-            current += _NUMBER_WORDS[word]
-        elif word == "hundred":
-            current = max(current, 1) * 100
-        elif word in _SCALE_WORDS:
-            total, current = total + max(current, 1) * _SCALE_WORDS[word], 0
-        elif word == "and" and index + 1 < len(words) and words[index + 1] in _NUMBER_WORDS:
-            pass  # "one hundred and five"
-        else:
-            break
-        index += 1
-    number = total + current
-    if index < len(words) and words[index] in _DENOMINATOR_WORDS and number:
-        return f"\\frac{{{number}}}{{{_DENOMINATOR_WORDS[words[index]]}}}"
-    return str(number)
+def _first_number(text: str) -> str | None:
+    """The first number in `text`, in digits or in words (a bare `one` counts only without digits: it is as
+    often a pronoun)."""
+    digits = _NUMBER.search(text)
+    words = [number for number in word_numbers(text) if not (number.lone_one and digits is not None)]
+    if words and (digits is None or words[0].start < digits.start()):
+        return words[0].value
+    return digits.group() if digits is not None else None
 
 
 def _is_hedge(text: str) -> bool:
-    """Prose offering several numbers as alternatives: `17 or 18`, `maybe 17, perhaps 18`."""
-    numbers = list(_NUMBER.finditer(text))
-    if len({number.group() for number in numbers}) < 2:
+    """Prose offering several numbers as alternatives: `17 or 18`, `maybe 17, perhaps 18`, `seventeen or
+    eighteen` (a bare `one`, often a pronoun, is not counted)."""
+    numbers = sorted(
+        [(number.start(), number.end(), number.group()) for number in _NUMBER.finditer(text)]
+        + [(number.start, number.end, number.value) for number in word_numbers(text) if not number.lone_one]
+    )
+    if len({value for _, _, value in numbers}) < 2:
         return False
-    between = text[numbers[0].end() : numbers[-1].start()]
-    return _HEDGE_WORD.search(between) is not None or _HEDGE_WORD.search(text[: numbers[0].start()]) is not None
+    between = text[numbers[0][1] : numbers[-1][0]]
+    return _HEDGE_WORD.search(between) is not None or _HEDGE_WORD.search(text[: numbers[0][0]]) is not None
 
 
 def _from_short(text: str) -> str | None:
@@ -339,7 +336,7 @@ def _from_short(text: str) -> str | None:
     stated = _STATED_VALUE.search(text)
     if stated is not None:
         value = stated.group("value").strip()
-        if (in_words := _number_in_words(value)) is not None or _SHORT_WORDS.match(value):
+        if (in_words := number_in_words(value)) is not None or _SHORT_WORDS.match(value):
             return in_words or value
     return text
 
@@ -376,7 +373,7 @@ def _is_unit_text(outside: str) -> bool:
 
 
 def _looks_like_math(text: str) -> bool:
-    if any(ord(char) > 0x2000 and char not in "−≤≥≠±∞π√×÷·∪∩∈≈" for char in text):
+    if any(ord(char) > 0x2000 and char not in "−≤≥≠±∞π√×÷·∪∩∈≈\u27e8\u27e9\u2329\u232a\u3008\u3009" for char in text):
         return False  # letters of another script: prose, not a formula
     text = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}", " ", _TEXT_MACRO.sub("", text))
     words = re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", text)
@@ -388,7 +385,8 @@ def _looks_like_math(text: str) -> bool:
 
 def clean_answer(answer: str) -> CleanAnswer:
     """Canonical text of one answer: wrappers, spacing, units, currency, degrees, separators removed."""
-    text = _REALS.sub(r"(-\\infty, \\infty)", answer)  # before NFKC, which turns ℝ into a plain R
+    text = _SIGNED_REALS.sub(_signed_reals, answer)
+    text = _REALS.sub(r"(-\\infty, \\infty)", text)  # before NFKC, which turns ℝ into a plain R
     text = _unicode(text).strip()
     boxed = last_boxed_group(text)
     if boxed is not None:
@@ -403,11 +401,17 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = re.sub(r"(?<!\\)\\[,;:! ]|~|\\q?quad", " ", text)
     text = re.sub(r"\\\\(?=(?:pi|frac|sqrt|cdot|times|infty|text|left|right)(?![a-z]))", r"\\", text)
     text = re.sub(r"\\(?:d|t|c)frac", r"\\frac", text)
+    if _TRIG_FUNCTION.search(text):
+        text = _NUMBER_IN_DEGREES.sub(lambda match: f"\\frac{{{match['value']} \\pi}}{{180}}", text)
     degrees = bool(_DEGREES.search(text))
     text = _DEGREES.sub("", text)
     percent = bool(_PERCENT.search(text))
     text = _PERCENT.sub(" ", text)
     text = _TEXT_UNIT_TAIL.sub(r"\g<value>", text)  # `150\text{ m}^2`: a unit, even of one letter
+    label = _LEADING_LABEL.match(text)
+    if label is not None and (label["inner"] or label["outer"] or label["words"].split()[-1].lower() in _CUE_VERBS):
+        text = text[label.end() :]
+    text = _unit_vectors(text)  # before the macros are unwrapped: `\mathbf{i}` is no imaginary unit
     text = _repeating_decimals(text)  # before the macros are unwrapped: `\overline{3}` is not a plain 3
     text = _ANGLE_BRACKETS.sub(lambda m: f"({m.group(1) if m.group(1) is not None else m.group(2)})", text)
     text = _unwrap_text_macros(text)
@@ -425,6 +429,8 @@ def clean_answer(answer: str) -> CleanAnswer:
     elif (scientific := _E_NOTATION_WITH_UNIT.fullmatch(text)) is not None:
         # `1.5e3` as a whole answer is a number in e-notation; `2e` or `3e^2` keep `e` as Euler's number
         text = f"{scientific.group(1)} \\times 10^{{{int(scientific.group(2))}}}"
+    elif (in_words := whole_number_in_words(text)) is not None:
+        text = in_words  # `\text{four}`: a whole answer written as a number in words is that number
     elif re.fullmatch(r"(?:all\s+)?real\s+numbers", text, re.IGNORECASE):
         text = "(-\\infty, \\infty)"
     elif (clock := _CLOCK_ZERO_SECONDS.fullmatch(text)) is not None:
@@ -432,6 +438,54 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = _INTEGER_SET_BUILDER.sub(_integers_between, text)  # `\{x \in Z \mid 1 \le x \le 3\}` is `\{1, 2, 3\}`
     text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
     return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)
+
+
+def _unit_vectors(text: str) -> str:
+    """`2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as the tuple `(2, -1, 3)` (two entries without a `k`), after
+    any `\\vec{v} =`; left as written unless every term is a plain coefficient times a different unit vector."""
+    markers = list(_UNIT_VECTOR.finditer(text))
+    if not markers:
+        return text
+    axes = ["ijk".index((marker["braced"] or marker["bare"]).lstrip("\\")[0]) for marker in markers]
+    if len(set(axes)) != len(axes) or text[markers[-1].end() :].strip():
+        return text
+    prefix_end = text.rfind("=", 0, markers[0].start()) + 1  # `\vec{v} = 2\mathbf{i} + ...` keeps its label
+    coefficients: dict[int, str] = {}
+    start = prefix_end
+    for number, (marker, axis) in enumerate(zip(markers, axes, strict=True)):
+        coefficient = re.sub(r"\s*(?:\\cdot|\\times|\*)$", "", text[start : marker.start()].strip()).strip()
+        start = marker.end()
+        sign = ""
+        if coefficient[:1] in ("+", "-"):
+            sign, coefficient = coefficient[0], coefficient[1:].strip()
+        elif number:
+            return text  # terms are joined by + or -
+        if _has_top_level_sign(coefficient) or not re.fullmatch(r"[^=<>,;]*", coefficient):
+            return text  # `2t + 1\mathbf{i}`: not one coefficient
+        coefficients[axis] = f"{'-' if sign == '-' else ''}({coefficient or '1'})"
+    entries = [coefficients.get(axis, "0") for axis in range(3 if 2 in coefficients else 2)]
+    return f"{text[:prefix_end]} ({', '.join(entries)})".strip()
+
+
+def _has_top_level_sign(text: str) -> bool:
+    depth = 0
+    for index, char in enumerate(text):
+        depth += (char in "({[") - (char in ")}]")
+        if char in "+-" and depth == 0 and index > 0 and text[index - 1] not in "^_":
+            return True
+    return False
+
+
+def _signed_reals(match: re.Match[str]) -> str:
+    relation = match["relation"]
+    if relation is not None:
+        positive = relation[0] in ">≥" or relation.startswith("\\g")
+        closed = relation[0] in "≥≤" or relation.startswith("\\")
+    else:
+        positive = (match["braced_sign"] or match["sign"] or match["script_sign"]) in "+⁺₊"
+        closed = match["zero_first"] is not None or match["zero_last"] is not None  # `\mathbb{R}^+_0` holds 0
+    bound = "[0" if closed else "(0"
+    return f"{bound}, \\infty)" if positive else f"(-\\infty, {'0]' if closed else '0)'}"
 
 
 def _repeating_decimals(text: str) -> str:
@@ -452,7 +506,7 @@ def _repeating_decimals(text: str) -> str:
 
 
 def _unicode(text: str) -> str:
-    for source, target in {**_SUPERSCRIPTS, **_DASHES}.items():
+    for source, target in {**_SUPERSCRIPTS, **_DASHES, **_ANGLE_BRACKET_CHARS}.items():
         text = text.replace(source, target)
     return unicodedata.normalize("NFKC", text)
 

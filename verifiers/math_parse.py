@@ -46,6 +46,9 @@ class Scalar:
     expr: Any  # sympy.Expr or sympy.ImmutableMatrix
     percent: bool = False
     decimal_places: int | None = None  # set when the text was a plain decimal literal such as 0.0833
+    # a longer answer with long decimals (`1386.15(e^{0.013t} - 1)`): the answer again with each of them moved up
+    # by half a unit of its last place, which bounds what their rounding can change
+    rounded: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

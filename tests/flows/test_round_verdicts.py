@@ -1,7 +1,8 @@
 """A round's verification through the run's persistent verdict cache: what one verification judged, a second one
 (a resumed round, a later round, another process) finds in `verdicts/` and does not judge again. Real store, real
-Parquet, the real verifier pool; the verifier calls are counted, not replaced. The last test reads the cache a
-real `flywheel run` left (the sample stage's shards and the evaluation) and rescores its round with no call."""
+Parquet, the real verifier pool; the verifier calls are counted, not replaced. GRPO's reward function judges
+through the same cache. The last test reads the cache a real `flywheel run` left (the sample stage's shards and
+the evaluation) and rescores its round with no call."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from flows.engines import VERIFIER_POOLS
 from flows.rescore import rescore_round
 from flows.runners import verify_in_this_process
 from flows.sampling import verify
-from flows.verdicts import RunVerdicts
+from flows.verdicts import RunVerdicts, kept_verdicts
 from stages.evaluate import EVAL_SCHEMA
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
+from stages.rewards import CorrectnessReward
 from stages.sample import TRACES_SCHEMA
 from stages.verify import VERDICT_CACHE_SCHEMA, VERIFIED_TRACES_SCHEMA, verdict_key
 from storage import RunStore
@@ -131,6 +133,59 @@ def test_cannot_judge_verdicts_are_judged_again(tmp_path: Path, verifier_calls: 
     calls = sum(verifier_calls)
     verify(config, store, traces, broken)
     assert sum(verifier_calls) - calls == 3  # the unparseable gold's three answers, again; the other's none
+
+
+def _grpo_completions(problems: pa.Table) -> tuple[list[str], list[str]]:
+    """A GRPO batch in model style: each problem's right answer boxed (judged by the sample stage as `#### N`:
+    the same final answer) and a wrong answer no sample gave."""
+    ids, completions = [], []
+    for problem in problems.to_pylist():
+        right = int(problem["answer"])
+        ids += [problem["problem_id"]] * 2
+        completions += [f"So the total is \\boxed{{{right}}}.", f"The answer is {right + 7}."]
+    return ids, completions
+
+
+def test_grpo_rewards_judge_through_the_stored_verdicts_and_store_theirs(
+    tmp_path: Path, verifier_calls: list[int]
+) -> None:
+    """GRPO's reward during training: answers the round's sample stage judged are not judged again, new ones
+    are, and are stored for a resumed phase or the next round."""
+    config, store, problems = _run(tmp_path)
+    verify(config, store, _traces(problems), problems)  # the sample stage
+    calls = sum(verifier_calls)
+    ids, completions = _grpo_completions(problems)
+    by_id = {row["problem_id"]: row for row in problems.to_pylist()}
+    with kept_verdicts(store, problems) as verdicts:
+        assert verdicts.loaded == 3 * problems.num_rows
+        reward = CorrectnessReward(by_id, config=config.verify, pool=VERIFIER_POOLS.get(config.verify),
+                                   cache=verdicts.cache)  # fmt: skip
+        rewards = reward(completions, ids)
+    assert rewards == [1.0, 0.0] * problems.num_rows
+    assert sum(verifier_calls) - calls == problems.num_rows  # only the new wrong answers
+    assert (reward.calls, reward.cached, reward.judged) == (2 * problems.num_rows, problems.num_rows, problems.num_rows)
+    assert verdicts.stored == problems.num_rows
+
+    VERIFIER_POOLS.close()  # the next attempt, in a new process
+    calls = sum(verifier_calls)
+    with kept_verdicts(RunStore(config.store, config.run_name), problems) as resumed:
+        again = CorrectnessReward(by_id, config=config.verify, pool=VERIFIER_POOLS.get(config.verify),
+                                  cache=resumed.cache)  # fmt: skip
+        assert again(completions, ids) == rewards
+    assert sum(verifier_calls) == calls and again.judged == 0 and resumed.stored == 0
+    assert again.cached == 2 * problems.num_rows
+
+
+def test_verdicts_a_failed_grpo_phase_judged_are_kept(tmp_path: Path, verifier_calls: list[int]) -> None:
+    config, store, problems = _run(tmp_path)
+    ids, completions = _grpo_completions(problems)
+    by_id = {row["problem_id"]: row for row in problems.to_pylist()}
+    with pytest.raises(RuntimeError, match="trainer crashed"), kept_verdicts(store, problems) as verdicts:
+        CorrectnessReward(by_id, config=config.verify, pool=VERIFIER_POOLS.get(config.verify),
+                          cache=verdicts.cache)(completions, ids)  # fmt: skip
+        raise RuntimeError("trainer crashed")
+    stored = read_verdicts(store, "math", VERSIONS["math"], VERDICT_CACHE_SCHEMA)
+    assert stored.num_rows == 2 * problems.num_rows
 
 
 @pytest.mark.slow

@@ -236,6 +236,72 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("Counting again gives eight, so the answer is nine.", "8", False),
         ("The answer is fifteen.", "16", False),
     ],
+    "numbers in words, more shapes": [
+        ("The answer is negative four.", "-4", True),
+        ("The answer is four.", "-4", False),
+        ("The answer is one and a half.", "\\frac32", True),
+        ("The answer is one and a half.", "1", False),
+        ("The answer is two and three quarters.", "\\frac{11}{4}", True),  # a mixed number, not 5/4
+        ("The answer is two and three quarters.", "\\frac{5}{4}", False),
+        ("I think the answer is nine, because 3 squared.", "9", True),  # the first number, digits or words
+        ("I think the answer is nine, because 3 squared.", "3", False),
+        ("Thus there are $\\boxed{\\text{three}}$ solutions.", "3", True),  # a whole answer in words
+        ("\\boxed{\\text{Four}}", "4", True),
+        ("\\boxed{\\text{four}}", "5", False),
+        ("\\boxed{\\text{three or four}}", "3", False),
+        ("The answer is one of them.", "\\text{one}", False),  # the pronoun
+        ("The answer is one.", "\\text{one}", True),
+        ("\\text{The answer is } 6", "\\text{The answer is } 6", True),  # a cue inside a text group
+        ("\\text{The answer is } 5", "6", False),
+    ],
+    "a name or cue before the value, inside the box": [
+        ("\\boxed{\\text{Area} = 36}", "36", True),
+        ("\\boxed{\\text{Area} = 35}", "36", False),
+        ("\\boxed{\\text{The answer is } 36}", "36", True),
+        ("\\boxed{\\text{not } 36}", "36", False),  # only a name or a cue is dropped, never a negation
+        ("\\boxed{\\text{Area} = 5 = 36}", "36", False),  # a false claim stays a false claim
+    ],
+    "degrees inside trigonometric functions": [
+        ("\\boxed{2 - \\sqrt{3}}", "\\tan 15^\\circ", True),
+        ("\\boxed{2 + \\sqrt{3}}", "\\tan 15^\\circ", False),
+        ("\\boxed{2\\sin 50^\\circ}", "2\\cos 40^\\circ", True),
+        ("\\boxed{2\\sin 40^\\circ}", "2\\cos 40^\\circ", False),
+        ("\\boxed{\\sec 20^\\circ}", "\\frac{1}{\\cos 20^\\circ}", True),  # `^\\circ}` keeps the brace
+        ("\\boxed{\\sec 20^\\circ}", "\\frac{1}{\\sin 20^\\circ}", False),
+    ],
+    "reals of one sign, unions, vectors": [
+        ("\\boxed{\\mathbb{R}^+}", "(0, \\infty)", True),
+        ("\\boxed{\\mathbb{R}^+}", "[0, \\infty)", False),
+        ("\\boxed{[0,\\infty)}", "\\mathbb{R}_{\\geq 0}", True),
+        ("\\boxed{(0,\\infty)}", "\\mathbb{R}_{\\geq 0}", False),
+        ("\\boxed{\\mathbb{R}^-_0}", "(-\\infty, 0]", True),
+        ("\\boxed{(-\\infty, 0) \\cup (1, \\infty)}", "\\{x \\mid x < 0 \\text{ or } x > 1\\}", True),
+        ("\\boxed{(-\\infty, 0] \\cup (1, \\infty)}", "\\{x \\mid x < 0 \\text{ or } x > 1\\}", False),
+        ("\\boxed{\u27e81, 2\u27e9}", "(1, 2)", True),  # Unicode angle brackets
+        ("\\boxed{\u27e82, 1\u27e9}", "(1, 2)", False),
+        ("\\boxed{2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}}", "\\langle 2,-1,3\\rangle", True),  # unit vectors
+        ("\\boxed{2\\mathbf{i} + \\mathbf{j} + 3\\mathbf{k}}", "\\langle 2,-1,3\\rangle", False),
+        ("\\boxed{\\vec{v} = 3\\hat{i} - \\frac{1}{2}\\hat{k}}", "(3, 0, -\\frac12)", True),
+        ("\\boxed{3\\hat{i} - \\frac{1}{2}\\hat{j}}", "(3, 0, -\\frac12)", False),  # two entries, not three
+        ("\\boxed{\\langle 1, 0, -1 \\rangle}", "\\mathbf{i} - \\mathbf{k}", True),
+        ("\\boxed{\\mathbf{i} + \\mathbf{i}}", "(2, 0)", False),  # a unit vector twice is not read as a vector
+    ],
+    "e-notation in prose": [
+        ("The answer is 1.2e4 joules.", "12000", True),
+        ("The answer is 1.2e3 joules.", "12000", False),
+    ],
+    "rounded decimals inside an expression": [
+        # a decimal of at least 6 significant digits is a rounded value, in an expression as alone
+        ("\\boxed{\\frac{18.02}{0.013} ( e^{0.013t} - 1 )}", "1386.15*[e^{0.013*t}-1]", True),
+        ("\\boxed{\\frac{18.03}{0.013} ( e^{0.013t} - 1 )}", "1386.15*[e^{0.013*t}-1]", False),
+        ("\\boxed{1386.2 ( e^{0.013t} - 1 )}", "1386.15*[e^{0.013*t}-1]", False),  # beyond the rounding
+        ("\\boxed{1386.15 x + 1000000}", "\\frac{18.02}{0.013} x + 1000000", True),
+        ("\\boxed{1386 x + 1000000}", "1386.15 x + 1000000", False),  # the bound is the decimal's, not relative
+        ("\\boxed{3.14159 r^2}", "\\pi r^2", True),
+        ("\\boxed{3.14160 r^2}", "\\pi r^2", False),
+        ("\\boxed{1.414 x}", "\\sqrt{2} x", False),  # 4 significant digits: must be exact
+        ("\\boxed{3.14159 r^2}", "3.141592 r^2", False),  # decimals on both sides must agree exactly
+    ],
     "text and choices": [
         ("The correct option is \\boxed{\\text{(B)}}.", "B", True),
         ("\\boxed{\\textbf{D}}", "B", False),

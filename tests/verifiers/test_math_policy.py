@@ -31,6 +31,9 @@ from verifiers.math import extract_answer, judge, verify
         ("So the answer is 18, or possibly 17.", "So the answer is 17.", "17"),
         ("We counted carefully.\nIt could be 17 or 18.", "We counted carefully.\nIt is 17.", "17"),  # no cue
         ("\\boxed{17} or \\boxed{18}", "First \\boxed{18}, wait, no. It is \\boxed{17}", "17"),  # candidates
+        ("The answer is seventeen or eighteen.", "The answer is seventeen.", "17"),  # a hedge in words
+        ("The answer is either seventeen or 18.", "The answer is seventeen, as counted.", "17"),
+        ("\\boxed{\\text{seventeen or eighteen}}", "\\boxed{\\text{seventeen}}", "17"),
         ("#### 12 + 40", "#### 52", "52"),  # an unevaluated restatement of the question
         ("\\boxed{x = 12 + 40}", "\\boxed{x = 52}", "52"),
         ("\\boxed{2^{10}}", "\\boxed{1024}", "1024"),
