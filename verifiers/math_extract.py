@@ -1,26 +1,25 @@
 """Find the final answer in a model response and clean its text, before any parsing.
 
-What it does: text-level rules only (regular expressions and brace matching), in order of how explicit the
-answer is: the last `\\boxed{}` (with nested braces; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one
-multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final answer is" (also
-"Réponse :", "答案是"; after a cue, the first number, in digits or in English words (`the answer is
-twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a few
-words said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words,
-are a hedge), a short bare answer (one without digits by the words after its last `is`: "The probability is
-one half."), the last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a
-response that says it is unfinished ("work in progress", "to be continued", "not finished yet") has no answer.
-`clean_answer` then removes LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands
-separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
-`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as
-its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real
-numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and
-`\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets
-`\\langle 1, 2 \\rangle` (or `⟨1, 2⟩`) as a tuple, unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as
-`(2, -1, 3)`, the reals of one sign (`\\mathbb{R}^+`, `\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with
-zero seconds (`20:34:00`) as `20:34`, a whole answer in number words (`\\text{four}`) as the number, an angle
-in degrees inside a trigonometric function in radians; it drops a name or a cue written in words before the
-value (`\\text{Area} = 36`, `\\text{The answer is } 36`). It reports whether a percent or a degree sign (or
-the word degrees) was present.
+What it does: text-level rules only (regular expressions and brace matching). Only the text after a closed reasoning
+block (`</think>`) is searched: what the reasoning says is working, not the answer. In order of how explicit the
+answer is: the last `\\boxed{}` (with nested braces, or the brace-less `\\boxed 4` of the MATH dataset; adjacent boxes
+such as `\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as
+"the final answer is" (also "Réponse :", "答案是"; after a cue, the first number, in digits or in English words (`the
+answer is twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a
+few words said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words, are a
+hedge), a short bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
+last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a response that says it is
+unfinished ("work in progress", "to be continued", "not finished yet") has no answer. `clean_answer` then removes
+LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands separators, and rewrites notations into
+ones the parser reads: repeating decimals (`0.\\overline{45}`, `0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`)
+as exact fractions, a mixed number (`4 4/9`) as its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times
+10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its
+condition and `\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets `\\langle 1,
+2 \\rangle` (or `⟨1, 2⟩`) as a tuple, unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as `(2, -1, 3)`, the
+reals of one sign (`\\mathbb{R}^+`, `\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with zero seconds (`20:34:00`)
+as `20:34`, a whole answer in number words (`\\text{four}`) as the number, an angle in degrees inside a trigonometric
+function in radians; it drops a name or a cue written in words before the value (`\\text{Area} = 36`, `\\text{The
+answer is } 36`). It reports whether a percent or a degree sign (or the word degrees) was present.
 
 What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
 linear in the text it scans, and only the tail of a runaway response is scanned.
@@ -40,6 +39,9 @@ SHORT_ANSWER_CHARS = 120
 JOIN_GAP_CHARS = 60
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# `\boxed 4` (the MATH dataset's brace-less form): the argument runs to a space, a `$` or the end
+_BOX_WITHOUT_BRACES = re.compile(r"\\(boxed|fbox)[ \t]+([^\s{}$\\]+?)(?=[.,;:!?]?(?:\s|\$|$))")
+_REASONING_END = "</think>"
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
 _CUE = re.compile(
@@ -178,7 +180,8 @@ class CleanAnswer:
 
 def extract_answer(completion: str) -> str | None:
     """The final answer in a completion, by the first rule that finds one (most explicit first)."""
-    text = completion[-TAIL_CHARS:]
+    # what a closed reasoning block says is working, not the answer: only the text after it is searched
+    text = _braced_boxes(completion.rpartition(_REASONING_END)[2][-TAIL_CHARS:])
     boxed = last_boxed_group(text)
     if boxed is not None:
         # "Final Answer: The final answer is X" written after the last box restates the answer last
@@ -204,6 +207,11 @@ def extract_answer(completion: str) -> str | None:
     if _is_hedge(last_sentence) and not _MATH_SPAN.search(last_sentence):
         return last_sentence
     return _from_tail(stripped)
+
+
+def _braced_boxes(text: str) -> str:
+    """`\\boxed 4` written as `\\boxed{4}`, so that one rule finds every box."""
+    return _BOX_WITHOUT_BRACES.sub(r"\\\1{\2}", text) if "box" in text else text
 
 
 def _last_sentence(text: str) -> str:
@@ -387,7 +395,7 @@ def clean_answer(answer: str) -> CleanAnswer:
     """Canonical text of one answer: wrappers, spacing, units, currency, degrees, separators removed."""
     text = _SIGNED_REALS.sub(_signed_reals, answer)
     text = _REALS.sub(r"(-\\infty, \\infty)", text)  # before NFKC, which turns ℝ into a plain R
-    text = _unicode(text).strip()
+    text = _braced_boxes(_unicode(text).strip())
     boxed = last_boxed_group(text)
     if boxed is not None:
         text = boxed

@@ -308,6 +308,23 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{\\text{Tuesday}}", "tuesday", True),
         ("\\boxed{\\text{never}}", "always", False),
     ],
+    "boxes without braces": [
+        # the MATH dataset's `\\boxed 4`: the argument runs to a space, a `$` or the end
+        ("The answer is \\boxed 4", "4", True),
+        ("The answer is \\boxed 4", "5", False),
+        ("So we get $\\boxed 7$ as the answer.", "7", True),
+        ("So we get $\\boxed 72$ as the answer.", "7", False),  # the whole argument, not its first digit
+        ("First \\boxed 4, then after checking \\boxed{5}.", "4", False),  # the last box is the answer
+    ],
+    "closed reasoning blocks": [
+        # what a closed `<think>` block says is working: only the text after it holds the answer
+        ("<think>maybe \\boxed{1}</think> final \\boxed{2}", "2", True),
+        ("<think>maybe \\boxed{1}</think> final \\boxed{2}", "1", False),
+        ("Reasoning content </think> \\boxed{\\frac{63}{400}}", "\\frac{63}{400}", True),
+        ("<think> My answer is \\boxed{42} </think> Some other text.", "42", False),
+        ("<think> The answer is \\boxed{42} </think> Here's a wrong answer: \\boxed{43}.", "42", False),
+        ("<think> I will say 42 </think>", "42", False),  # nothing after the block: no answer
+    ],
 }
 CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
