@@ -316,6 +316,13 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("So we get $\\boxed 72$ as the answer.", "7", False),  # the whole argument, not its first digit
         ("First \\boxed 4, then after checking \\boxed{5}.", "4", False),  # the last box is the answer
     ],
+    "membership statements": [
+        # `x \\in S` states the answer S, as `x = 17` states 17 (README, "What cannot be gamed")
+        ("so \\boxed{x \\in [-2, 7]}", "[-2,7]", True),
+        ("\\boxed{[-2,7]}", "x \\in [-2,7]", True),
+        ("\\boxed{x \\in (-2, 7)}", "[-2,7]", False),
+        ("\\boxed{x \\notin [-2, 7]}", "[-2,7]", False),
+    ],
     "closed reasoning blocks": [
         # what a closed `<think>` block says is working: only the text after it holds the answer
         ("<think>maybe \\boxed{1}</think> final \\boxed{2}", "2", True),
