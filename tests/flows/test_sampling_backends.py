@@ -395,15 +395,17 @@ def test_managed_servers_outlive_a_server_killed_mid_round(
 
 
 def _kill_after_answers(servers: ManagedServers, replica: int, answers: int) -> None:
-    """SIGKILL server `replica`'s process group once its /metrics count `answers` finished requests."""
+    """SIGKILL server `replica`'s process group once its /metrics count `answers` more finished requests."""
     metrics = servers.urls[replica].removesuffix("/v1") + "/metrics"
+
+    def finished(client: httpx.Client) -> float:
+        lines = client.get(metrics).text.splitlines()
+        return sum(float(line.split()[-1]) for line in lines if line.startswith("vllm:request_success_total"))
+
     deadline = time.monotonic() + 120
     with httpx.Client(timeout=5) as client:
-        while time.monotonic() < deadline:
-            lines = client.get(metrics).text.splitlines()
-            finished = sum(float(line.split()[-1]) for line in lines if line.startswith("vllm:request_success_total"))
-            if finished >= answers:
-                break
+        before = finished(client)
+        while finished(client) < before + answers and time.monotonic() < deadline:
             time.sleep(0.01)
     _kill_group(servers, replica)
 
