@@ -357,7 +357,7 @@ class _Proxy:
 def test_managed_servers_outlive_a_server_killed_mid_round(
     managed: ManagedEndpointSampler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Server 1 is SIGKILLed (its whole process group) after it answered two of its 20 requests, with one request
+    """Server 1 is SIGKILLed (its whole process group) after it finished two of its 20 requests, with one request
     in flight at a time on each server: its requests, the one in flight and those to come, go to server 0, each
     (problem_id, sample_idx) comes once, with the traces of the same seeds, and the servers' token counts sum to the
     traces'. The next shard sends nothing to the dead server. With both dead, the error names each URL."""
@@ -379,7 +379,8 @@ def test_managed_servers_outlive_a_server_killed_mid_round(
     assert traces.equals(expected) and again.equals(expected)
     keys = list(zip(*(traces.column(k).to_pylist() for k in KEY), strict=True))
     assert len(set(keys)) == len(keys) == 40 * SPEC.k
-    assert 2 <= usage[1].requests < 20, "server 1 was not killed mid-round"
+    # Killed after it finished its second request, maybe before that answer was sent: the first one reached us.
+    assert 1 <= usage[1].requests < 20, "server 1 was not killed mid-round"
     assert usage[0].requests + usage[1].requests == 40
     assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
     dead = managed.endpoints[1]
