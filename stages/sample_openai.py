@@ -323,9 +323,8 @@ class _Router:
             return  # another of its requests found it down first
         endpoint.down = reason
         up = sum(other.down is None for other in self._endpoints)
-        self._went_down.append(
-            f"endpoint {endpoint.url} is down ({reason}); its requests go to the {up} endpoint(s) still up"
-        )
+        where = f"its requests go to the {up} endpoint(s) still up" if up else "no endpoint is left"
+        self._went_down.append(f"endpoint {endpoint.url} is down ({reason}); {where}")
 
 
 def served_models(url: str, api_key: str | None, timeout_s: float) -> list[str]:
