@@ -81,8 +81,14 @@ def api_key(engine: EngineConfig) -> str | None:
     return key
 
 
+def _warn(message: str) -> None:
+    _logger().warning("%s", message)
+
+
 class ManagedEndpointSampler(EndpointSampler):
-    """An `EndpointSampler` over `vllm serve` replicas of one checkpoint, which it stops on `close`."""
+    """An `EndpointSampler` over `vllm serve` replicas of one checkpoint, which it stops on `close`. A server whose
+    process has exited is not sent requests: those of a shard go to the servers still up, and with none left the
+    shard fails, naming each URL (its retry starts fresh servers)."""
 
     def __init__(self, servers: ManagedServers, engine: EngineConfig, tokenizer: Any) -> None:
         settings = engine.openai
@@ -97,11 +103,15 @@ class ManagedEndpointSampler(EndpointSampler):
             max_retries=settings.max_retries,
             model_path=servers.model_path,
             notes=servers.notes,
+            warn=_warn,
         )
-        self._servers = servers
+        self.servers = servers
+
+    def known_down(self) -> dict[str, str]:
+        return {url: f"its vllm serve process exited with code {code}" for url, code in self.servers.exited().items()}
 
     def close(self) -> None:
-        self._servers.close()
+        self.servers.close()
 
 
 def start_backend(
@@ -131,6 +141,7 @@ def start_backend(
         model_path=external_model_ref(served),
         traces_model_ref=external_model_ref(served),
         notes=[f"sampling from external endpoints {settings.endpoints} serving {served!r}"],
+        warn=_warn,
     )
 
 

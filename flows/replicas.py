@@ -300,6 +300,13 @@ class ReplicatedSampler:
                         f"of {' and '.join(killed[part])} died sampling it ({error})"
                     ) from error
                 waiting.append(part)
+                from flows.logs import run_logger  # here: replica processes import this module, and need no Prefect
+
+                run_logger().warning(
+                    "replica %d.%d died sampling %d problems of the shard (%s); replica %d.%d starts in its place, "
+                    "and the first replica free samples them again",
+                    index, slot.generation, slices[part].num_rows, error, index, slot.generation + 1,
+                )  # fmt: skip
                 self._replace(index)
                 in_flight[self._slots[index].replica.started] = (index, None)
                 starting_since[index] = time.monotonic()

@@ -158,6 +158,15 @@ class ManagedServers:
     def urls(self) -> list[str]:
         return [server.url for server in self._servers]
 
+    def process_ids(self) -> list[int]:
+        """The process id of each server (the leader of its process group), in replica order."""
+        return [server.process.pid for server in self._servers]
+
+    def exited(self) -> dict[str, int]:
+        """The servers whose process has exited since they were healthy: their URL and exit code."""
+        codes = {server.url: server.process.poll() for server in self._servers}
+        return {url: code for url, code in codes.items() if code is not None}
+
     def _wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         waiting = list(self._servers)

@@ -1,5 +1,6 @@
 """Crash recovery with real processes: `flywheel run` is SIGKILLed at every stage boundary and mid-sampling,
-`flywheel resume` finishes the round; then rollback, and two writers on one run."""
+`flywheel resume` finishes the round; then rollback, a round re-done on two engine replicas of which one is SIGKILLed
+mid-shard, and two writers on one run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -72,17 +74,37 @@ def test_resume_after_sigkill_at_every_stage_boundary(committed_run: CommittedRu
     assert keys == _keys(committed_run.run / "rounds" / "r0001")  # the same config, never interrupted
 
     # Rollback: round 1 is archived untouched, round 0 stays as it was, the next round 1 starts from round 0.
+    round_1_traces = _traces(round_1)
     round_1_digests = file_digests(round_1)
     rolled = run_flywheel("rollback", "tiny", "--to", "0", "--store", str(tmp_path / "runs"), cwd=tmp_path)
     assert rolled.returncode == 0, rolled.stderr
     assert (run / "HEAD").read_text().strip() == "0" and not round_1.exists()
     archived = list((run / "archive").glob("*/r0001"))
     assert len(archived) == 1 and file_digests(archived[0]) == round_1_digests
-    again = run_flywheel("resume", "tiny", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    # The new round 1 samples with two engine replicas (engine is a runtime setting), and replica 1's first
+    # process is SIGKILLed with its half of the first shard sampled: the run still completes, each (problem_id,
+    # sample_idx) once, with the traces the in-process engine gave the archived round 1 (the same seeds).
+    on_replicas = tiny_config(tmp_path / "runs")
+    on_replicas["engine"] = {**on_replicas["engine"], "backend": "replicas", "replicas": 2}
+    config.write_text(yaml.safe_dump(on_replicas))
+    again = run_flywheel("run", str(config), cwd=tmp_path, kill_at="replica:1.0@1")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert json.loads((round_1 / "manifest.json").read_text())["model_in"] == "round:0"
+    assert "replica 1.0 died sampling 8 problems of the shard" in again.stdout + again.stderr
+    manifest = json.loads((round_1 / "manifest.json").read_text())
+    assert manifest["model_in"] == "round:0"
+    assert _traces(round_1).equals(round_1_traces)
+    assert manifest["sampling"] == {"backend": "replicas", "replicas": 2}
+    metrics = manifest["metrics"]
+    assert metrics["sample_replica0_requests"] + metrics["sample_replica1_requests"] == 40
+    replica_tokens = metrics["sample_replica0_completion_tokens"] + metrics["sample_replica1_completion_tokens"]
+    assert replica_tokens == sum(round_1_traces.column("completion_tokens").to_pylist())
     assert file_digests(run / "rounds" / "r0000") == round_0
     assert file_digests(archived[0]) == round_1_digests
+
+
+def _traces(round_dir: Path) -> pa.Table:
+    traces = pq.read_table(round_dir / "traces")
+    return traces.sort_by([("problem_id", "ascending"), ("sample_idx", "ascending")])
 
 
 def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path: Path) -> None:

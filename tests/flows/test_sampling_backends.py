@@ -1,6 +1,7 @@
-"""The sampling backends for real: `vllm serve` of the tiny model (managed and external), a flaky HTTP proxy in front
-of it, two engine replicas in processes of their own, and two engine actors on a local Ray cluster. One server
-serves the whole module, and its traces are what every backend must give."""
+"""The sampling backends for real: two managed `vllm serve` servers of the tiny model (one killed mid-round, then
+the other), an external endpoint, a flaky HTTP proxy in front of a server, two engine replicas in processes of their
+own, and two engine actors on a local Ray cluster. The two servers serve the whole module, and their traces are what
+every backend must give."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +32,7 @@ from configs import ArithmeticConfig, EngineConfig, ModelConfig
 from flows.engines import ENGINES, ManagedEndpointSampler, replica_metrics, start_backend
 from flows.ray_sampling import RaySampler
 from flows.replicas import ReplicaSampler
-from flows.serving import free_port
+from flows.serving import ManagedServers, free_port
 from stages.problems import generate_arithmetic, split_of
 from stages.sample import TRACES_SCHEMA, SamplingSpec
 from stages.sample_openai import EndpointError, EndpointSampler
@@ -49,8 +51,8 @@ def _engine(**changes: Any) -> EngineConfig:
     return EngineConfig(enforce_eager=True, extra={"distributed_executor_backend": "uni"}, **changes)
 
 
-def _problems() -> pa.Table:
-    return split_of(generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=1, n_train=10), seed=0), "train")
+def _problems(rows: int = 10) -> pa.Table:
+    return split_of(generate_arithmetic(ArithmeticConfig(n_seed=0, n_test=1, n_train=rows), seed=0), "train")
 
 
 def _sample(sampler: Any, problems: pa.Table | None = None) -> pa.Table:
@@ -69,8 +71,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def managed(tiny_model: Path) -> Iterator[ManagedEndpointSampler]:
-    """One `vllm serve` of the tiny model, started and stopped by the openai backend in mode managed."""
-    backend = start_backend("openai", str(tiny_model), MODEL, _engine(backend="openai"), seed=0)
+    """Two `vllm serve` servers of the tiny model, started and stopped by the openai backend in mode managed. The
+    module's last test kills them."""
+    backend = start_backend("openai", str(tiny_model), MODEL, _engine(backend="openai", replicas=2), seed=0)
     assert isinstance(backend, ManagedEndpointSampler)
     yield backend
     backend.close()
@@ -90,10 +93,13 @@ def test_managed_server_samples_the_traces_table_with_exact_token_counts(
     assert {r["sample_idx"] for r in rows} == {0, 1, 2}
     assert all(0 < r["completion_tokens"] <= SPEC.max_tokens for r in rows)
     assert set(managed_traces.column("finish_reason").to_pylist()) <= {"stop", "length"}
-    (usage,) = managed.take_usage()
-    assert usage.label == managed.endpoints[0] and usage.requests == 10
-    assert usage.completion_tokens == sum(r["completion_tokens"] for r in rows) and usage.seconds > 0
-    assert replica_metrics([usage])["sample_replica0_completion_tokens"] == float(usage.completion_tokens)
+    usage = managed.take_usage()
+    assert [used.label for used in usage] == managed.endpoints and len(set(managed.endpoints)) == 2
+    assert [used.requests for used in usage] == [5, 5]  # the problems are spread round-robin over the servers
+    assert sum(used.completion_tokens for used in usage) == sum(r["completion_tokens"] for r in rows)
+    assert all(used.seconds > 0 for used in usage)
+    metrics = replica_metrics(usage)
+    assert metrics["sample_replica1_completion_tokens"] == float(usage[1].completion_tokens)
 
 
 def test_managed_server_is_seeded_per_sample(managed: ManagedEndpointSampler, managed_traces: pa.Table) -> None:
@@ -345,3 +351,69 @@ class _Proxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# Last in the module: it kills the module's servers.
+def test_managed_servers_outlive_a_server_killed_mid_round(
+    managed: ManagedEndpointSampler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Server 1 is SIGKILLed (its whole process group) after it finished two of its 20 requests, with one request
+    in flight at a time on each server: its requests, the one in flight and those to come, go to server 0, each
+    (problem_id, sample_idx) comes once, with the traces of the same seeds, and the servers' token counts sum to the
+    traces'. The next shard sends nothing to the dead server. With both dead, the error names each URL."""
+    problems = _problems(40)
+    expected = _sample(managed, problems)
+    managed.take_usage()
+    one_at_a_time = _engine(backend="openai", replicas=2, openai={"concurrency": 1, "max_retries": 1})
+    sampler = ManagedEndpointSampler(managed.servers, one_at_a_time, managed.tokenizer)
+    killer = threading.Thread(target=_kill_after_answers, args=(managed.servers, 1, 2))
+    killer.start()
+    try:
+        traces = _sample(sampler, problems)
+    finally:
+        killer.join()
+    usage = sampler.take_usage()
+    again = _sample(sampler, problems)
+    usage_again = sampler.take_usage()
+
+    assert traces.equals(expected) and again.equals(expected)
+    keys = list(zip(*(traces.column(k).to_pylist() for k in KEY), strict=True))
+    assert len(set(keys)) == len(keys) == 40 * SPEC.k
+    # Killed after it finished its second request, maybe before that answer was sent: the first one reached us.
+    assert 1 <= usage[1].requests < 20, "server 1 was not killed mid-round"
+    assert usage[0].requests + usage[1].requests == 40
+    assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
+    dead = managed.endpoints[1]
+    assert f"endpoint {dead} is down (APIConnectionError" in caplog.text
+    assert [u.requests for u in usage_again] == [40, 0]  # its process is known to have exited: not tried again
+
+    _kill_group(managed.servers, 0)
+    both = "; ".join(
+        f"endpoint {re.escape(url)}: its vllm serve process exited with code -9" for url in managed.endpoints
+    )
+    with pytest.raises(EndpointError, match=f"no endpoint is left to sample from: {both}"):
+        _sample(sampler, problems.slice(0, 2))
+
+
+def _kill_after_answers(servers: ManagedServers, replica: int, answers: int) -> None:
+    """SIGKILL server `replica`'s process group once its /metrics count `answers` more finished requests."""
+    metrics = servers.urls[replica].removesuffix("/v1") + "/metrics"
+
+    def finished(client: httpx.Client) -> float:
+        lines = client.get(metrics).text.splitlines()
+        return sum(float(line.split()[-1]) for line in lines if line.startswith("vllm:request_success_total"))
+
+    deadline = time.monotonic() + 120
+    with httpx.Client(timeout=5) as client:
+        before = finished(client)
+        while finished(client) < before + answers and time.monotonic() < deadline:
+            time.sleep(0.01)
+    _kill_group(servers, replica)
+
+
+def _kill_group(servers: ManagedServers, replica: int) -> None:
+    """SIGKILL a server's whole process group (its API server and engine core) and wait until it has exited."""
+    os.killpg(servers.process_ids()[replica], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while servers.urls[replica] not in servers.exited() and time.monotonic() < deadline:
+        time.sleep(0.05)
