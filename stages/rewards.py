@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from configs import VerifyConfig
-from stages.verify import judge_completions, verdict_key
+from stages.verify import judge_counting_cached
 from verifiers.cache import VerdictCache
 from verifiers.format import format_reward
 from verifiers.pool import VerifierPool
@@ -55,22 +55,17 @@ class CorrectnessReward:
 
     def __call__(self, completions: Sequence[Any], problem_id: Sequence[str], **_: Any) -> list[float | None]:
         started = time.perf_counter()
-        texts = [completion_text(completion) for completion in completions]
         known = len(self.cache)
-        self.cached += sum(
-            self.cache.get(*verdict_key(pid, text, self.problems_by_id[pid])) is not None
-            for pid, text in zip(problem_id, texts, strict=True)
-            if pid in self.problems_by_id  # an unknown one is judge_completions' error, naming its row
-        )
-        verdicts = judge_completions(
+        verdicts, cached = judge_counting_cached(
             list(problem_id),
-            texts,
+            [completion_text(completion) for completion in completions],
             self.problems_by_id,
             config=self.config,
             pool=self.pool,
             cache=self.cache,
         )
         self.calls += len(verdicts)
+        self.cached += cached
         self.judged += len(self.cache) - known  # a timed-out call is not cached, so not counted
         self.seconds += time.perf_counter() - started
         return [verdict.reward for verdict in verdicts]

@@ -162,23 +162,43 @@ def judge_completions(
     where: str = "completion",
 ) -> list[Verdict]:
     """The verifier's verdict on each (problem_id, completion) pair, in order; equal answer keys are judged once."""
+    verdicts, _ = judge_counting_cached(
+        problem_ids, completions, problems_by_id, config=config, pool=pool, cache=cache, where=where
+    )
+    return verdicts
+
+
+def judge_counting_cached(
+    problem_ids: list[str],
+    completions: list[str],
+    problems_by_id: Mapping[str, Mapping[str, Any]],
+    *,
+    config: VerifyConfig | None = None,
+    pool: VerifierPool | None = None,
+    cache: VerdictCache | None = None,
+    where: str = "completion",
+) -> tuple[list[Verdict], int]:
+    """`judge_completions`, and how many of the completions had their answer's verdict in `cache` before the call."""
     cache = cache if cache is not None else VerdictCache()
     keys: list[tuple[str, str, str, str]] = []
     first_call: dict[tuple[str, str, str, str], VerifyCall] = {}
+    cached = 0
     for row_number, (problem_id, completion) in enumerate(zip(problem_ids, completions, strict=True)):
         problem = problems_by_id.get(problem_id)
         if problem is None:
             raise ValueError(f"{where} {row_number}: problem_id {problem_id!r} is not in the problems table")
         key = verdict_key(problem_id, completion, problem)
         keys.append(key)
-        if key not in first_call and cache.get(*key) is None:
+        if cache.get(*key) is not None:
+            cached += 1
+        elif key not in first_call:
             first_call[key] = VerifyCall(key[0], completion, problem)
     fresh = _run_calls(list(first_call.values()), config, pool)
     judged: dict[tuple[str, str, str, str], Verdict] = {}
     for key, verdict in zip(first_call, fresh, strict=True):
         judged[key] = verdict
         cache.put(key[2], key[3], verdict)
-    return [judged.get(key) or _cached(cache, key) for key in keys]
+    return [judged.get(key) or _cached(cache, key) for key in keys], cached
 
 
 def verdict_key(problem_id: str, completion: str, problem: Mapping[str, Any]) -> tuple[str, str, str, str]:
