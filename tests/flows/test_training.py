@@ -60,23 +60,31 @@ def test_sft_then_grpo_resumes_each_phase_from_its_checkpoint_after_sigkill(tmp_
     assert (round_1 / "model" / "model.safetensors").is_file()
 
 
-def test_launcher_trains_a_phase_as_a_two_process_distributed_job(tmp_path: Path) -> None:
-    """`train.launcher` with torchrun: two CPU ranks (gloo) train one phase, the main rank hands the model back."""
+def test_launcher_trains_each_phase_as_a_two_process_distributed_job(tmp_path: Path) -> None:
+    """`train.launcher` with torchrun: two CPU ranks (gloo) train SFT, then GRPO with each rank judging its rewards
+    through the run's stored verdicts; the main rank hands the model back."""
     train = {
+        "method": "sft_then_grpo",
         "launcher": ["torchrun", "--standalone", "--nproc_per_node", "2"],
         "max_steps": 4,
         "save_steps": 2,
         "warmup_steps": 1,
         "per_device_train_batch_size": 8,
+        "grpo": {"problems": "all", "max_steps": 2, "per_device_train_batch_size": 4, "num_generations": 4},
     }
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", train=train)))
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "runs", train=train, verify={"workers": 1})))
     done = run_flywheel("run", str(config), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     round_1 = tmp_path / "runs" / "tiny" / "rounds" / "r0001"
     metrics = json.loads((round_1 / "manifest.json").read_text())["metrics"]
-    assert metrics["sft_processes"] == 2
-    assert metrics["sft_steps"] == 4
+    assert metrics["sft_processes"] == 2 and metrics["grpo_processes"] == 2
+    assert metrics["sft_steps"] == 4 and metrics["grpo_steps"] == 2
+    # the main rank found the verdicts the round's sample stage stored, judged through them, and stored its own
+    assert metrics["grpo_verdicts_loaded"] > 0
+    judged = metrics["grpo_reward_cached"] + metrics["grpo_reward_verifier_calls"]
+    assert judged == metrics["grpo_reward_completions"] > 0
+    assert metrics["grpo_verdicts_stored"] <= metrics["grpo_reward_verifier_calls"]
     assert 0.0 <= metrics["pass@1"] <= 1.0  # vLLM loaded the model the job trained
     round_0 = json.loads((tmp_path / "runs" / "tiny" / "rounds" / "r0000" / "manifest.json").read_text())
     assert round_0["metrics"]["sft_processes"] == 1  # the warm start has no launcher: trained in the flow process
