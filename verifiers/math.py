@@ -16,13 +16,16 @@ angle in degrees against one written with pi (`60^\\circ`, `\\frac{\\pi}{3}`) is
 number; an angle in degrees inside a trigonometric function (`\\tan 15^\\circ`) is in radians; a decimal of at
 least 6 significant digits is a rounded value, alone (`0.0833333` for 1/12) or inside an expression
 (`1386.15(e^{0.013t} - 1)` for `\\frac{18.02}{0.013}(e^{0.013t} - 1)`, within what rounding each such decimal
-can change); see `verifiers.math_equiv`.
+can change); `\\overline{z}` is the complex conjugate unless it marks a repeating decimal (`0.\\overline{3}`);
+`r \\operatorname{cis} \\theta` is `r e^{i\\theta}`; `30\\deg` is `30^\\circ`; `a dozen` is 12 and `half a dozen` 6;
+`x \\in \\mathbb{R}, x \\neq 0` is the condition `x \\neq 0`; see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
 a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
 ranges, hedges and several candidates are wrong unless the gold has that shape; a gold written as a rational
 number needs a number written out, not an expression equal to it (`12 + 40` for 52), except under the
-domain `math_expressions` (`verify_expressions_accepted`). `verify` never raises.
+domain `math_expressions` (`verify_expressions_accepted`); a last `\\boxed{` never closed is an unfinished answer,
+so the response has none. `verify` never raises.
 
 What it does not do: run model text. No `eval`, `sympify` or `parse_expr` is ever called, and every size
 is bounded while parsing; the hard wall-clock limit per call is the pool's job (`verifiers.pool`).
@@ -46,7 +49,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.9.0"
+VERSION = "0.10.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 MAX_ROUNDED_LITERALS = 4

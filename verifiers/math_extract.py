@@ -62,7 +62,7 @@ _NUMBER = re.compile(
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
 _TEXT_MACRO = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
-    r"|mathbb|mathcal|overline|vec|hat|bar|widehat|overrightarrow)\s*\{([^{}]*)\}"
+    r"|mathbb|mathcal|vec|hat|bar|widehat|overrightarrow)\s*\{([^{}]*)\}"
 )
 _UNIT_TAIL = re.compile(
     r"^(?P<value>.*?[0-9}])\s*(?<![A-Za-z\\])(?:(?:sq\.?|square|cubic)\s+)?"
@@ -72,6 +72,7 @@ _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
     "arcsin", "arccos", "arctan", "infty", "inf", "infinity", "lg", "percent", "percentage", "pct",
 }  # fmt: skip
+_SEQUENCE_WORDS = {"then", "instead", "actually", "finally", "later", "next", "but", "wait", "correction"}
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
@@ -119,12 +120,12 @@ _DEGREES_AFTER_SPAN = re.compile(r"\s*(?:degrees?(?![A-Za-z])|°)")
 _SHORT_WORDS = re.compile(r"^[A-Za-z]+(?:[ -][A-Za-z]+){0,2}$")
 _DEGREES = re.compile(
     r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*degrees?\s*\}|(?<=[0-9])\s+degrees?(?![A-Za-z])"
-    r"|\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\circ|\\degree"
+    r"|\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\circ|\\degree|(?<=[0-9}])\s*\\deg(?![A-Za-z])"
 )
 # `\sin 30^\circ`: an angle in degrees inside a trigonometric function is converted to radians
-_TRIG_FUNCTION = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
+_TRIG_FUNCTION = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot|cis)(?![a-z])")
 _NUMBER_IN_DEGREES = re.compile(
-    r"(?<![0-9.])(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?:\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![A-Za-z]))"
+    r"(?<![0-9.])(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?:\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\deg(?:ree)?(?![A-Za-z]))"
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
@@ -138,6 +139,10 @@ _INTEGER_SET_BUILDER = re.compile(
     r"(?P=variable)\s*(?P<high_op><|\\leq?)\s*(?P<high>-?[0-9]{1,6})\s*\\\}$"
 )
 MAX_LISTED_INTEGERS = 100
+_REALS_THEN_CONDITION = re.compile(
+    r"^(?P<variable>[a-z])\s*\\in\s*\(-\\infty, \\infty\)\s*(?:,|;|\band\b|\\wedge)\s*"
+    r"(?P<condition>(?P=variable)\s*(?:[<>]=?|!=|\\neq?|\\[lg]eq?|\\ne)\s*[^,;]+)$"
+)
 _SET_BUILDER = re.compile(
     r"^\\\{\s*[a-z](?:\s*\\in\s*\(-\\infty, \\infty\))?\s*(?:\\mid|\||:)\s*(?P<condition>[^{}]+?)\s*\\\}$"
 )
@@ -183,6 +188,8 @@ def extract_answer(completion: str) -> str | None:
     # what a closed reasoning block says is working, not the answer: only the text after it is searched
     text = _braced_boxes(completion.rpartition(_REASONING_END)[2][-TAIL_CHARS:])
     boxed = last_boxed_group(text)
+    if boxed is not None and _last_box_end(text) == len(text):
+        return None  # the last box is never closed: the final answer is unfinished (a truncated response)
     if boxed is not None:
         # "Final Answer: The final answer is X" written after the last box restates the answer last
         cue = _FINAL_CUE.search(text, _last_box_end(text))
@@ -253,6 +260,8 @@ def _is_joiner(gap: str) -> bool:
     if re.search(r"[.!?](?:\s+[A-Z]|\s*$)", gap):
         return False
     words = [word.lower() for word in re.findall(r"(?<!\\)\b[A-Za-z]{3,}\b", _TEXT_MACRO.sub(r" \1 ", gap))]
+    if _SEQUENCE_WORDS & set(words):
+        return False  # `\\boxed{3} and then \\boxed{4}`: the later box replaces the earlier one
     return not words or (len(words) <= 3 and bool({"and", "or"} & set(words)))
 
 
@@ -334,7 +343,10 @@ def _is_hedge(text: str) -> bool:
 def _from_short(text: str) -> str | None:
     spans = _joined_math_spans(text)
     if spans is not None:
-        return spans
+        # as in a long text: a number written after the last math span is said last, so it is the answer
+        last_span_end = list(_MATH_SPAN.finditer(text))[-1].end()
+        later = _NUMBER.findall(text[last_span_end:])
+        return later[-1] if later else spans
     if _looks_like_math(text):
         return text
     numbers = _NUMBER.findall(text)
@@ -445,6 +457,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         text = clock["clock"]
     text = _INTEGER_SET_BUILDER.sub(_integers_between, text)  # `\{x \in Z \mid 1 \le x \le 3\}` is `\{1, 2, 3\}`
     text = _SET_BUILDER.sub(r"\g<condition>", text)  # `\{x \mid x \le 0\}` is the inequality `x \le 0`
+    text = _REALS_THEN_CONDITION.sub(r"\g<condition>", text)  # `x \in \mathbb{R}, x \neq 0` is `x \neq 0`
     return CleanAnswer(re.sub(r"\s+", " ", text).strip(), percent, degrees)
 
 

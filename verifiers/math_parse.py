@@ -96,6 +96,7 @@ _FUNCTIONS: dict[str, Any] = {
     "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "sec": sympy.sec, "csc": sympy.csc, "cot": sympy.cot,
     "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "sinh": sympy.sinh, "cosh": sympy.cosh,
     "tanh": sympy.tanh, "exp": sympy.exp, "ln": sympy.log, "log": sympy.log, "lg": None,
+    "cis": lambda angle: sympy.exp(sympy.I * angle),  # the polar form `r \\operatorname{cis} \\theta`
 }  # fmt: skip
 _INVERSE = {"sin": sympy.asin, "cos": sympy.acos, "tan": sympy.atan}
 _GREEK = {
@@ -263,8 +264,9 @@ def _divide(left: Any, right: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- parser
 
-_STARTS_PRIMARY_CMD = {"frac", "dfrac", "tfrac", "cfrac", "sqrt", "pi", "infty", "inf", "binom", "dbinom", "tbinom",
-                       "sum", "prod", "begin", "emptyset", "varnothing", "log", "ln", "exp"}  # fmt: skip
+_STARTS_PRIMARY_CMD = {"frac", "dfrac", "tfrac", "cfrac", "sqrt", "overline", "pi", "infty", "inf", "binom",
+                       "dbinom", "tbinom", "sum", "prod", "begin", "emptyset", "varnothing", "log", "ln",
+                       "exp"}  # fmt: skip
 _RELATION_OPS = {"=", "<", ">", "<=", ">=", "!=", "approx", "in"}
 _CLOSERS = {")", "]", "\\}", "}"}
 
@@ -601,6 +603,8 @@ class _Parser:
             return sympy.binomial(top, bottom)
         if name == "sqrt":
             return self.parse_sqrt()
+        if name == "overline":  # a repeating decimal was read before parsing: what is left is a conjugate
+            return sympy.conjugate(self._scalar(self.parse_argument()))
         if name == "pi":
             return sympy.pi
         if name in ("infty", "inf"):

@@ -114,7 +114,12 @@ class _Reader:
 
     def unsigned_at(self, index: int) -> tuple[Fraction, int] | None:
         words = self.words
+        if words[index] == "half" and words[index + 1 : index + 3] in (["a", "dozen"], ["dozen"]):
+            if self.joined(index + 1) and self.joined(index + 2 if words[index + 1] == "a" else index + 1):
+                return Fraction(6), index + (3 if words[index + 1] == "a" else 2)  # "half a dozen"
         if words[index] in _ARTICLES:
+            if self.joined(index + 1) and words[index + 1] == "dozen":
+                return Fraction(12), index + 2  # "a dozen"
             if self.joined(index + 1) and words[index + 1] in DENOMINATOR_WORDS:
                 return Fraction(1, DENOMINATOR_WORDS[words[index + 1]]), index + 2  # "a third"
             return None
@@ -141,6 +146,8 @@ class _Reader:
                 current += NUMBER_WORDS[word]
             elif word == "hundred":
                 current = max(current, 1) * 100
+            elif word == "dozen":
+                current = max(current, 1) * 12  # "two dozen"
             elif word in SCALE_WORDS:
                 total, current = total + max(current, 1) * SCALE_WORDS[word], 0
             elif word == "and" and words[at - 1] in {"hundred", *SCALE_WORDS} and self.joined(at + 1) and (

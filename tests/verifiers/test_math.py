@@ -332,6 +332,68 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("<think> The answer is \\boxed{42} </think> Here's a wrong answer: \\boxed{43}.", "42", False),
         ("<think> I will say 42 </think>", "42", False),  # nothing after the block: no answer
     ],
+    "complex conjugates and polar forms": [
+        # `\overline{z}` of a complex number is its conjugate; of digits after a point, a repeating decimal
+        ("\\boxed{\\overline{1+i}}", "1-i", True),
+        ("\\boxed{\\overline{1+i}}", "1+i", False),  # the conjugate is not the number itself
+        ("\\boxed{\\overline{3-2i} + 1}", "4+2i", True),
+        ("\\boxed{0.\\overline{3}}", "\\frac{1}{3}", True),  # digits: a repeating decimal, not a conjugate
+        ("\\boxed{0.\\overline{3}}", "\\frac{1}{3} - i", False),
+        # `r \operatorname{cis} \theta` is `r e^{i\theta}`, in radians or in degrees
+        ("\\boxed{2\\operatorname{cis}\\left(\\frac{\\pi}{3}\\right)}", "1+\\sqrt{3}i", True),
+        ("\\boxed{2\\operatorname{cis}(\\pi/6)}", "1+\\sqrt{3}i", False),
+        ("\\boxed{2 \\text{cis} 60^\\circ}", "1+\\sqrt{3}i", True),
+        ("\\boxed{2 \\text{cis} 30^\\circ}", "1+\\sqrt{3}i", False),
+        ("\\boxed{1+\\sqrt{3}i}", "2\\operatorname{cis}(\\pi/3)", True),
+        ("\\boxed{2e^{i\\pi/3}}", "1+\\sqrt{3}i", True),
+        ("\\boxed{2e^{i\\pi/6}}", "1+\\sqrt{3}i", False),
+    ],
+    "degrees written \\deg": [
+        ("\\boxed{30\\deg}", "30", True),
+        ("\\boxed{30\\deg}", "\\frac{\\pi}{6}", True),
+        ("\\boxed{31\\deg}", "30", False),
+        ("\\boxed{\\sin 30\\deg}", "\\sin \\frac{\\pi}{6}", True),
+    ],
+    "quantity words": [
+        ("The answer is a dozen.", "12", True),
+        ("The answer is \\boxed{\\text{a dozen}}", "12", True),
+        ("The answer is a dozen.", "13", False),
+        ("The answer is two dozen.", "24", True),
+        ("The answer is half a dozen.", "6", True),
+        ("The answer is half a dozen.", "12", False),  # not the dozen it ends with
+        ("The answer is a third.", "\\frac{1}{3}", True),
+        ("The answer is a third.", "\\frac{1}{4}", False),
+    ],
+    "the reals with a condition": [
+        # `x \in \mathbb{R}, x \neq 0`: the reals add nothing to the condition that follows
+        ("\\boxed{x \\in \\mathbb{R}, x \\neq 0}", "(-\\infty,0)\\cup(0,\\infty)", True),
+        ("\\boxed{x \\in \\mathbb{R}, x \\neq 1}", "(-\\infty,0)\\cup(0,\\infty)", False),
+        ("\\boxed{x \\in \\mathbb{R}}", "(-\\infty,0)\\cup(0,\\infty)", False),
+        ("\\boxed{x \\in \\mathbb{R}, x > 0}", "(0, \\infty)", True),
+        ("\\boxed{x \\in \\mathbb{R}, y > 0}", "(0, \\infty)", False),  # a condition on another variable
+    ],
+    "several boxes": [
+        # boxes joined by a word of sequence: the later one replaces the earlier (`and`, `or` alone join them)
+        ("First \\boxed{wrong} and then \\boxed{correct}", "correct", True),
+        ("First \\boxed{3} and then \\boxed{4}", "4", True),
+        ("First \\boxed{3} and then \\boxed{4}", "3", False),
+        ("\\boxed{3} and \\boxed{4}", "3, 4", True),
+        ("\\boxed{3} and \\boxed{4}", "4", False),  # two candidates for one answer
+    ],
+    "a number after the last math span": [
+        # a short text is read as a long one is: a number written after the last math span is said last
+        ("The equation is $x=\\frac{1}{4}$. Some other numbers are 1, 2, 3.", "1/4", False),
+        ("The equation is $x=\\frac{1}{4}$.", "1/4", True),
+        ("We get $y = 7$, so the value is \\(7\\).", "7", True),
+    ],
+    "an unclosed last box": [
+        # a last box that is never closed is an unfinished answer (a truncated response): no answer at all,
+        # neither the unfinished text nor an earlier box the response went on from
+        ("\\boxed{3} then \\boxed{\\frac{1}{2}", "3", False),
+        ("\\boxed{3} then \\boxed{\\frac{1}{2}", "\\frac{1}{2}", False),
+        ("The answer is \\boxed{42", "42", False),
+        ("The answer is \\boxed{42}", "42", True),
+    ],
 }
 CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
@@ -350,7 +412,7 @@ def test_extraction_rules_in_order() -> None:
     assert extract_answer("We try \\boxed{3}.\n\nActually that fails. So \\boxed{4}") == "4"
     assert extract_answer("<think>maybe 3</think><answer>4</answer>") == "4"
     assert extract_answer("so 12 apples.\n#### 12") == "12"
-    assert extract_answer("unclosed \\boxed{12") == "12"
+    assert extract_answer("unclosed \\boxed{12") is None  # an unclosed last box is an unfinished answer
     assert extract_answer("No digits here.\nJust words, and more words about nothing at all.") is None
     assert extract_answer("odd") == "odd"
 

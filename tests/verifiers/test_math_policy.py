@@ -38,6 +38,11 @@ from verifiers.math import extract_answer, judge, verify
         ("\\boxed{x = 12 + 40}", "\\boxed{x = 52}", "52"),
         ("\\boxed{2^{10}}", "\\boxed{1024}", "1024"),
         ("\\boxed{\\sqrt{2704}}", "\\boxed{\\frac{104}{2}}", "52"),  # a fraction is a number written out
+        ("\\boxed{17} then \\boxed{18", "\\boxed{17} then \\boxed{18}", "18"),  # an unclosed last box is no answer
+        ("\\boxed{17} then \\boxed{18", "\\boxed{18} then \\boxed{17}", "17"),  # nor is the box before it
+        ("\\boxed{17} and \\boxed{18}", "\\boxed{17} and then \\boxed{18}", "18"),  # candidates, not a correction
+        ("\\boxed{\\overline{17 + i}}", "\\boxed{17 + i}", "17 + i"),  # the conjugate, not its own gold
+        ("The answer is half a dozen.", "The answer is a dozen.", "12"),
     ],
 )
 def test_gamed_answer_is_wrong_and_its_honest_twin_right(gamed: str, honest: str, gold: str) -> None:
