@@ -18,7 +18,8 @@ least 6 significant digits is a rounded value, alone (`0.0833333` for 1/12) or i
 (`1386.15(e^{0.013t} - 1)` for `\\frac{18.02}{0.013}(e^{0.013t} - 1)`, within what rounding each such decimal
 can change); `\\overline{z}` is the complex conjugate unless it marks a repeating decimal (`0.\\overline{3}`);
 `r \\operatorname{cis} \\theta` is `r e^{i\\theta}`; `30\\deg` is `30^\\circ`; `a dozen` is 12 and `half a dozen` 6;
-`x \\in \\mathbb{R}, x \\neq 0` is the condition `x \\neq 0`; see `verifiers.math_equiv`.
+`x \\in \\mathbb{R}, x \\neq 0` is the condition `x \\neq 0`; `\\lim_{x \\to a} f` is evaluated exactly (two-sided at a
+finite point), so `\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1` is a true relation; see `verifiers.math_equiv`.
 
 Reward-hacking policy (README, "Verifiers"): a stated relation must be true (`5 = 17` is wrong for 17, as is
 a chain with a false step); `\\approx` only as an exact value followed by a true approximation; `\\pm`,
@@ -49,7 +50,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.10.0"
+VERSION = "0.11.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 MAX_ROUNDED_LITERALS = 4

@@ -6,7 +6,7 @@ the answer nodes below, whose scalars are sympy expressions built by calling sym
 
 What it does not do: it never calls `eval`, `exec`, `sympify` or `parse_expr`, so model text cannot run code.
 Anything outside the grammar raises `ParseError`. Work is bounded before sympy sees it: the input length, the
-nesting depth, literal digits, the size of an integer power (`2^{2^{2^{2^2}}}`), factorials, sums and matrices;
+nesting depth, literal digits, the size of an integer power (`2^{2^{2^{2^2}}}`), factorials, sums, limits and matrices;
 a value past a bound raises `TooLarge` rather than being computed.
 """
 
@@ -26,6 +26,7 @@ MAX_RESULT_DIGITS = 4000  # an exact integer power or factorial larger than this
 MAX_FACTORIAL = 1000
 MAX_SUM_TERMS = 1000
 MAX_MATRIX_ENTRIES = 400
+MAX_LIMIT_OPS = 40  # a limit is evaluated only when its expression is at most this many operations
 
 PLUS_MINUS = sympy.Symbol("plusminus__")  # placeholder for ±; expanded into two answers by the comparer
 
@@ -265,8 +266,8 @@ def _divide(left: Any, right: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- parser
 
 _STARTS_PRIMARY_CMD = {"frac", "dfrac", "tfrac", "cfrac", "sqrt", "overline", "pi", "infty", "inf", "binom",
-                       "dbinom", "tbinom", "sum", "prod", "begin", "emptyset", "varnothing", "log", "ln",
-                       "exp"}  # fmt: skip
+                       "dbinom", "tbinom", "sum", "prod", "lim", "begin", "emptyset", "varnothing", "log",
+                       "ln", "exp"}  # fmt: skip
 _RELATION_OPS = {"=", "<", ">", "<=", ">=", "!=", "approx", "in"}
 _CLOSERS = {")", "]", "\\}", "}"}
 
@@ -617,6 +618,8 @@ class _Parser:
             return self.parse_function(name)
         if name in ("sum", "prod"):
             return self.parse_big_operator(name)
+        if name == "lim":
+            return self.parse_limit()
         if name == "begin":
             return self.parse_environment()
         raise ParseError(f"unsupported command \\{name}")
@@ -699,6 +702,34 @@ class _Parser:
             raise TooLarge(f"\\{name} over too many terms")
         operator = sympy.Sum if name == "sum" else sympy.Product
         return operator(body, limits).doit()
+
+    def parse_limit(self) -> Any:
+        """`\\lim_{x \\to a} f(x)`, evaluated exactly (two-sided at a finite point), so that a worked limit
+        `\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1` is a relation whose sides can be checked; a limit sympy cannot
+        evaluate to a value is outside the grammar."""
+        self.expect_op("_")
+        self.expect_op("{")
+        if self.current.kind != "id":
+            raise ParseError("\\lim needs a variable")
+        variable = sympy.Symbol(self.advance().text)
+        if not (self.current.kind == "cmd" and self.current.text in ("to", "rightarrow")):
+            raise ParseError("\\lim needs `\\to`")
+        self.advance()
+        point = self._scalar(self.parse_expression())
+        self.expect_op("}")
+        body = self._scalar(self.parse_term())
+        if not isinstance(point, sympy.Expr) or point.free_symbols or not isinstance(body, sympy.Expr):
+            raise ParseError("\\lim needs a constant point and an expression")
+        if sympy.count_ops(body) > MAX_LIMIT_OPS:
+            raise TooLarge("limit of too large an expression")
+        direction = "+" if point in (sympy.oo, -sympy.oo) else "+-"
+        try:
+            value = sympy.limit(body, variable, point, dir=direction)
+        except (ValueError, TypeError, NotImplementedError, ArithmeticError, sympy.PoleError) as error:
+            raise ParseError(f"limit not evaluated: {type(error).__name__}") from error
+        if not isinstance(value, sympy.Expr) or value.has(sympy.Limit, sympy.AccumBounds, sympy.nan, sympy.zoo):
+            raise ParseError("limit not evaluated to a value")
+        return value
 
     def parse_environment(self) -> Any:
         environment = self.raw_argument()

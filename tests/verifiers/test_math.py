@@ -394,6 +394,23 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("The answer is \\boxed{42", "42", False),
         ("The answer is \\boxed{42}", "42", True),
     ],
+    "a worked limit": [
+        # a limit is evaluated exactly, so a stated `\\lim ... = value` is a relation whose sides are checked
+        ("$\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1$", "1", True),
+        ("$\\lim_{x \\to 0} \\frac{\\sin 2x}{x} = 1$", "1", False),  # the limit is 2: a false relation
+        ("$\\lim_{x \\to 0} \\frac{\\sin x}{x} = 2$", "2", False),  # a true last side does not make it true
+        ("$\\lim_{x \\to 0} \\frac{\\sin x}{x}$", "1", False),  # unevaluated: not a number written out
+        ("$\\lim_{x \\to \\infty} \\left(1 + \\frac{1}{x}\\right)^x = e$", "e", True),
+        ("$\\lim_{x \\to \\infty} \\left(1 + \\frac{2}{x}\\right)^x = e$", "e", False),
+        ("$\\lim_{x \\to 0} \\frac{|x|}{x} = 1$", "1", False),  # two-sided, it does not exist
+    ],
+    "a long decimal cut off": [
+        # a long decimal stands for its value rounded, not cut off: `3.141592653` does not round pi (policy)
+        ("\\boxed{3.141592654}", "\\pi", True),
+        ("\\boxed{3.141592653}", "\\pi", False),
+        ("\\boxed{0.666667}", "\\frac{2}{3}", True),
+        ("\\boxed{0.666666}", "\\frac{2}{3}", False),
+    ],
 }
 CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
