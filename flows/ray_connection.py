@@ -3,10 +3,11 @@
 `ray.init()` without an address starts a local Ray instance and, when `RAY_AUTH_MODE` is unset, turns token
 authentication on for the whole process: it sets `RAY_AUTH_MODE=token` in this process's environment and reloads
 Ray's cached config from it. `ray.shutdown()` undoes neither. A later `ray.init(address=...)` to a cluster
-started without token authentication then connects, but its driver still demands a token on the calls the
-cluster makes to it (an actor's owner is asked whether the actor is still referenced), so the cluster ends the
-driver's actors before they run ("all references to the actor were removed ... cancelled before it started
-running"); and every process started later from this one's environment (a `ray start` among them) inherits
+started without token authentication then connects, but this process still demands a token on the calls the
+cluster makes to it: the cluster's first call about each actor this process creates (to its owner) is refused
+("Missing authorization header" in the driver's log), the cluster takes that for the owner's death and destroys
+the actor before it runs ("all references to the actor were removed ... cancelled before it started running");
+and every process started later from this one's environment (a `ray start` among them) inherits
 the token mode. `RayConnection.close` puts `RAY_AUTH_MODE` back as it was and reloads Ray's config, the way Ray's
 own tests reset it between sessions (ray/_private/authentication_test_utils.py).
 
