@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from configs import EngineConfig, ModelConfig
 from flows.faults import ENVIRONMENT_VARIABLE, PAUSE_VARIABLE
+from flows.ray_connection import RayConnection
 from flows.replicas import Replica, ReplicaError, ReplicatedSampler, sample_slice, start_engine, stop_engine
 from stages.sample import ReplicaUsage, SamplingSpec
 
@@ -145,12 +146,10 @@ class RaySampler(ReplicatedSampler):
     def __init__(self, model_path: str, model: ModelConfig, engine: EngineConfig, seed: int) -> None:
         import ray
 
-        self._owns_connection = not ray.is_initialized()
-        if self._owns_connection:
-            if engine.ray.address is None:
-                ray.init(include_dashboard=False)
-            else:
-                ray.init(address=engine.ray.address)
+        self._connection: RayConnection | None = None
+        if not ray.is_initialized():
+            init_options = {"include_dashboard": False} if engine.ray.address is None else {}
+            self._connection = RayConnection(engine.ray.address, **init_options)
         try:
             resources = replica_resources(engine, ray.cluster_resources())
             environment = actor_environment(gpus="GPU" in resources)
@@ -176,8 +175,6 @@ class RaySampler(ReplicatedSampler):
         self._disconnect()
 
     def _disconnect(self) -> None:
-        import ray
-
-        if self._owns_connection and ray.is_initialized():
-            ray.shutdown()
-        self._owns_connection = False
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None

@@ -18,6 +18,9 @@ multiprocessing children and need nothing. Workers of a local cluster report the
 Prefect API (its URL is passed to them); remote workers need flywheel installed and reach whatever Prefect
 API their own environment names.
 
+A local Ray instance is started and stopped through `flows.ray_connection.RayConnection`, so that stopping it
+leaves no authentication mode behind for a later connection to a cluster of this process.
+
 What it does not do: autoscaling, GPU workers, or sampling: that is `engine.backend` (flows/engines.py), whose
 Ray backend (flows/ray_sampling.py) uses the Ray connection started here when there is one.
 """
@@ -152,15 +155,14 @@ def _dask_runner(config: TaskRunnerConfig, workers: int, api_url: str | None) ->
 
 @contextlib.contextmanager
 def _ray_runner(config: TaskRunnerConfig, workers: int, api_url: str | None) -> Iterator[TaskRunner[Any]]:
-    import ray
     from prefect_ray import RayTaskRunner
 
+    from flows.ray_connection import RayConnection
+
     if config.address is not None:
-        ray.init(address=config.address)
+        connection = RayConnection(config.address)
     else:
         environment = {"PREFECT_API_URL": api_url} if api_url else {}
-        ray.init(num_cpus=workers, include_dashboard=False, runtime_env={"env_vars": environment})
-    try:
+        connection = RayConnection(num_cpus=workers, include_dashboard=False, runtime_env={"env_vars": environment})
+    with connection:
         yield RayTaskRunner()  # finds the Ray instance started above and leaves it running between rounds
-    finally:
-        ray.shutdown()

@@ -1,9 +1,5 @@
 """Verify tasks on the task runners of flows/runners.py: threads, a real local Dask cluster and, when it starts,
-a real local Ray instance; every runner must give the verdicts the flow process gives by itself.
-
-Its name sorts it after tests/flows/test_sampling_backends.py: on one machine, after this module's local Ray
-instance (`ray.init` then `ray.shutdown`), the actors of a cluster that `ray start` started later were cancelled
-before they ran; in the other order both pass."""
+a real local Ray instance; every runner must give the verdicts the flow process gives by itself."""
 
 from __future__ import annotations
 
@@ -23,6 +19,7 @@ import yaml
 from prefect import flow
 
 from configs import ArithmeticConfig, TaskRunnerConfig, VerifyConfig
+from flows.ray_connection import AUTH_MODE_VARIABLE
 from flows.runners import DAEMON_ADVICE, campaign_task_runner, missing_runner_package, verify_shard
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
 from stages.sample import TRACES_SCHEMA
@@ -97,8 +94,14 @@ def test_local_dask_cluster_gives_the_same_verdicts(shards_and_reference: tuple[
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray: pip install 'flywheel[ray]'")
 def test_local_ray_gives_the_same_verdicts(shards_and_reference: tuple[list, list]) -> None:
+    """...and stopping the local instance leaves this process's Ray authentication mode as it found it (a local
+    `ray.init` turns token mode on; left on, a later connection to a cluster without tokens loses its actors)."""
+    from ray._raylet import get_authentication_mode
+
     shards, reference = shards_and_reference
+    authentication = os.environ.get(AUTH_MODE_VARIABLE), get_authentication_mode()
     assert _verify_on(TaskRunnerConfig(kind="ray", workers=2), shards) == reference
+    assert (os.environ.get(AUTH_MODE_VARIABLE), get_authentication_mode()) == authentication
 
 
 @pytest.mark.slow
