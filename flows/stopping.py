@@ -6,7 +6,8 @@ like any failure: the shard or stage in flight is discarded (only finished shard
 journaled, so `flywheel resume` continues exactly once), vLLM and the verifier pool are shut down and the
 run's lock is released by their `finally` blocks, and each flow returns a Cancelled state, so Prefect shows
 the run as Cancelled rather than Crashed or Running. A process that has not finished stopping
-`STOP_DEADLINE_S` after the signal ends its helpers and exits anyway.
+`STOP_DEADLINE_S` after the signal (its main thread stuck, say, in a call to a slow Prefect server) ends its
+helpers, releases the run's lock and exits anyway.
 
 A flow run whose process was SIGKILLed (no chance to say anything) stays Running in Prefect; the next
 campaign of the same run marks it Crashed (`mark_abandoned_runs_crashed`): holding the run's lock proves
@@ -26,6 +27,8 @@ from typing import Any
 
 from prefect.exceptions import CancelledRun, TerminationSignal
 from prefect.states import Cancelled, Crashed
+
+from storage.lock import release_held_locks
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_DEADLINE_S = 7.0
@@ -78,6 +81,7 @@ def _stop_deadline(signum: int) -> None:
     from flows.supervise import end_descendants
 
     end_descendants(0.5)
+    release_held_locks()  # the main thread never reached the `finally` that releases them
     os._exit(128 + signum)
 
 

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 
 from transformers import TrainerCallback
 
+from storage.lock import release_held_locks
+
 STALL_VARIABLE = "FLYWHEEL_STALL_TIMEOUT_S"
 DEFAULT_STALL_S = 3600.0
 EXIT_STALLED = 3
@@ -88,6 +90,7 @@ class StageWatchdog:
         )
         os.write(2, message.encode())
         faulthandler.dump_traceback(file=sys.__stderr__ or 2, all_threads=True)
+        release_held_locks()  # the stalled thread would never reach the `finally` that releases them
         os._exit(EXIT_STALLED)
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,24 @@ logger = logging.getLogger(__name__)
 
 class LockError(RuntimeError):
     """Another live process holds the run."""
+
+
+_held: list[RunLock] = []  # the locks this process holds now, for an exit that skips their `finally` blocks
+
+
+def release_held_locks(timeout_s: float = 2.0) -> None:
+    """Release every lock this process holds, for a process about to leave with `os._exit` (a stop past its
+    deadline, a stalled stage): that skips the `finally` blocks that would release them, and a person would find
+    the run locked by a process that is gone. Gives up after `timeout_s` (a store that hangs must not keep a
+    stuck process from exiting; the next writer then takes the dead process's lock over)."""
+
+    def release_all() -> None:
+        for lock in list(_held):
+            lock.release()
+
+    releasing = threading.Thread(target=release_all, name="flywheel-release-locks", daemon=True)
+    releasing.start()
+    releasing.join(timeout_s)
 
 
 def _this_process() -> dict[str, Any]:
@@ -84,6 +103,7 @@ class RunLock:
         fs.makedirs(self.store.root, exist_ok=True)
         body = json.dumps(self.me).encode()
         if self._create_exclusive(body):
+            _held.append(self)
             return
         holder = self.read_holder()
         if holder and holder_is_alive(holder):  # an empty LOCK is a writer that died while creating it
@@ -96,8 +116,11 @@ class RunLock:
         fs.rm(self.path)
         if not self._create_exclusive(body):
             raise LockError(f"run {self.store.run_name!r}: lost the race for a stale lock at {self.path}")
+        _held.append(self)
 
     def release(self) -> None:
+        if self in _held:
+            _held.remove(self)
         try:
             holder = self.read_holder()
         except LockError:  # not ours any more: leave it for a person to look at

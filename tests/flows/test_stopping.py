@@ -147,3 +147,38 @@ def test_stop_signals_at_every_point_of_a_round_then_resume_exactly_once(tmp_pat
 
     tag = run_tag(str(tmp_path / "runs" / "tiny"), "tiny")
     assert _campaign_states(tag) == ["Cancelled", "Cancelled", "Cancelled", "Crashed", "Cancelled", "Completed"]
+
+
+STUCK_WRITER = """
+import sys, time
+from flows.stopping import install_stop_handlers
+from storage import RunLock, RunStore
+
+install_stop_handlers()
+RunLock(RunStore(sys.argv[1], "run")).acquire()
+print("locked", flush=True)
+while True:  # a main thread that never unwinds, as one stuck in a call that swallows the interrupt
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        pass
+"""
+
+
+def test_a_stop_past_its_deadline_still_releases_the_runs_lock(tmp_path: Path) -> None:
+    """The deadline's forced exit skips every `finally` block; the lock is released all the same."""
+    from flows.stopping import STOP_DEADLINE_S
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    writer = subprocess.Popen([sys.executable, "-c", STUCK_WRITER, str(tmp_path)], cwd=REPO, env=env, **pipes)
+    assert writer.stdout is not None
+    first_line = writer.stdout.readline()
+    assert first_line == "locked\n", first_line + writer.communicate(timeout=60)[1]
+    lock = tmp_path / "run" / "LOCK"
+    assert lock.exists()
+    writer.send_signal(signal.SIGINT)
+    stdout, stderr = writer.communicate(timeout=STOP_DEADLINE_S + 60)
+    assert writer.returncode == 128 + signal.SIGINT, stdout + stderr
+    assert f"not stopped {STOP_DEADLINE_S:.0f} s after SIGINT" in stderr
+    assert not lock.exists()
