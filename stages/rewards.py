@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from configs import VerifyConfig
-from stages.verify import judge_counting_cached
+from stages.verify import judge_completions
 from verifiers.cache import VerdictCache
 from verifiers.format import format_reward
 from verifiers.pool import VerifierPool
@@ -56,7 +56,7 @@ class CorrectnessReward:
     def __call__(self, completions: Sequence[Any], problem_id: Sequence[str], **_: Any) -> list[float | None]:
         started = time.perf_counter()
         known = len(self.cache)
-        verdicts, cached = judge_counting_cached(
+        verdicts, cached = judge_completions(
             list(problem_id),
             [completion_text(completion) for completion in completions],
             self.problems_by_id,

@@ -140,7 +140,7 @@ def _verdicts_for(
     cache: VerdictCache | None,
 ) -> list[Verdict]:
     by_id = {row["problem_id"]: row for row in problems.to_pylist()}
-    return judge_completions(
+    verdicts, _ = judge_completions(
         traces.column("problem_id").to_pylist(),
         traces.column("completion").to_pylist(),
         by_id,
@@ -149,6 +149,7 @@ def _verdicts_for(
         cache=cache,
         where="traces row",
     )
+    return verdicts
 
 
 def judge_completions(
@@ -160,25 +161,9 @@ def judge_completions(
     pool: VerifierPool | None = None,
     cache: VerdictCache | None = None,
     where: str = "completion",
-) -> list[Verdict]:
-    """The verifier's verdict on each (problem_id, completion) pair, in order; equal answer keys are judged once."""
-    verdicts, _ = judge_counting_cached(
-        problem_ids, completions, problems_by_id, config=config, pool=pool, cache=cache, where=where
-    )
-    return verdicts
-
-
-def judge_counting_cached(
-    problem_ids: list[str],
-    completions: list[str],
-    problems_by_id: Mapping[str, Mapping[str, Any]],
-    *,
-    config: VerifyConfig | None = None,
-    pool: VerifierPool | None = None,
-    cache: VerdictCache | None = None,
-    where: str = "completion",
 ) -> tuple[list[Verdict], int]:
-    """`judge_completions`, and how many of the completions had their answer's verdict in `cache` before the call."""
+    """The verifier's verdict on each (problem_id, completion) pair, in order (equal answer keys are judged once),
+    and how many of the completions had their answer's verdict in `cache` before the call."""
     cache = cache if cache is not None else VerdictCache()
     keys: list[tuple[str, str, str, str]] = []
     first_call: dict[tuple[str, str, str, str], VerifyCall] = {}
