@@ -5,6 +5,7 @@ every backend must give."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
@@ -357,30 +358,26 @@ class _Proxy:
 def test_managed_servers_outlive_a_server_killed_mid_round(
     managed: ManagedEndpointSampler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Server 1 is SIGKILLed (its whole process group) after it finished two of its 20 requests, with one request
-    in flight at a time on each server: its requests, the one in flight and those to come, go to server 0, each
+    """Server 1 is SIGKILLed (its whole process group) just after its third request was sent, with one request in
+    flight at a time on each server: its requests, the one in flight and those to come, go to server 0, each
     (problem_id, sample_idx) comes once, with the traces of the same seeds, and the servers' token counts sum to the
     traces'. The next shard sends nothing to the dead server. With both dead, the error names each URL."""
     problems = _problems(40)
     expected = _sample(managed, problems)
     managed.take_usage()
     one_at_a_time = _engine(backend="openai", replicas=2, openai={"concurrency": 1, "max_retries": 1})
-    sampler = ManagedEndpointSampler(managed.servers, one_at_a_time, managed.tokenizer)
-    killer = threading.Thread(target=_kill_after_answers, args=(managed.servers, 1, 2))
-    killer.start()
-    try:
-        traces = _sample(sampler, problems)
-    finally:
-        killer.join()
+    sampler = _KillingSampler(managed.servers, one_at_a_time, managed.tokenizer, victim=1, at_request=3)
+    traces = _sample(sampler, problems)
     usage = sampler.take_usage()
     again = _sample(sampler, problems)
     usage_again = sampler.take_usage()
 
+    assert sampler.killed
     assert traces.equals(expected) and again.equals(expected)
     keys = list(zip(*(traces.column(k).to_pylist() for k in KEY), strict=True))
     assert len(set(keys)) == len(keys) == 40 * SPEC.k
-    # Killed after it finished its second request, maybe before that answer was sent: the first one reached us.
-    assert 1 <= usage[1].requests < 20, "server 1 was not killed mid-round"
+    # Its gate (one request at a time) is held until the kill has ended: at most the request in flight got through.
+    assert 2 <= usage[1].requests <= 3, "server 1 was not killed mid-round"
     assert usage[0].requests + usage[1].requests == 40
     assert sum(u.completion_tokens for u in usage) == sum(traces.column("completion_tokens").to_pylist())
     dead = managed.endpoints[1]
@@ -395,20 +392,30 @@ def test_managed_servers_outlive_a_server_killed_mid_round(
         _sample(sampler, problems.slice(0, 2))
 
 
-def _kill_after_answers(servers: ManagedServers, replica: int, answers: int) -> None:
-    """SIGKILL server `replica`'s process group once its /metrics count `answers` more finished requests."""
-    metrics = servers.urls[replica].removesuffix("/v1") + "/metrics"
+class _KillingSampler(ManagedEndpointSampler):
+    """Kills server `victim`'s process group once its request number `at_request` has been on the wire for a
+    moment, while that request is in flight, then lets the request meet its fate. Driven by the sampler's own
+    requests, so the kill lands mid-round however fast or slow the machine is."""
 
-    def finished(client: httpx.Client) -> float:
-        lines = client.get(metrics).text.splitlines()
-        return sum(float(line.split()[-1]) for line in lines if line.startswith("vllm:request_success_total"))
+    def __init__(self, servers: ManagedServers, engine: EngineConfig, tokenizer: Any, *, victim: int, at_request: int):
+        super().__init__(servers, engine, tokenizer)
+        self._victim = servers.urls[victim]
+        self._victim_index = victim
+        self._at_request = at_request
+        self._sent = 0
+        self.killed = False
 
-    deadline = time.monotonic() + 120
-    with httpx.Client(timeout=5) as client:
-        before = finished(client)
-        while finished(client) < before + answers and time.monotonic() < deadline:
-            time.sleep(0.01)
-    _kill_group(servers, replica)
+    async def _send(self, endpoint: Any, *args: Any) -> Any:
+        if endpoint.url != self._victim or self.killed:
+            return await super()._send(endpoint, *args)
+        self._sent += 1
+        if self._sent < self._at_request:
+            return await super()._send(endpoint, *args)
+        in_flight = asyncio.ensure_future(super()._send(endpoint, *args))
+        await asyncio.sleep(0.02)
+        await asyncio.to_thread(_kill_group, self.servers, self._victim_index)
+        self.killed = True
+        return await in_flight
 
 
 def _kill_group(servers: ManagedServers, replica: int) -> None:
