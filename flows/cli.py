@@ -272,19 +272,21 @@ def _execute(config_path: Path | Any, overrides: dict[str, Any], source: str) ->
 
 
 def _campaign(config: Any, source: str) -> list[dict[str, Any]]:
-    from flows.campaign import check_config, check_plan, open_run, run_campaign
+    from flows.opening import check_config, check_plan, open_run
     from storage import RunLock
 
     check_config(config, source)
     store = open_run(config)  # bad problems or a clashing run fail here, before Prefect starts
     check_plan(store, config)
     RunLock(store).check()
+    from flows.campaign import run_campaign  # the round's heavy modules load only for a run that can start
+
     run_campaign(config)
     return _round_rows(config.store, config.run_name)
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from flows.campaign import early_stop, stored_config
+    from flows.opening import early_stop, stored_config
 
     store = _existing_store(args.store, args.run_name)
     config = stored_config(store)
@@ -308,7 +310,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     from configs import ConfigError, load_config
-    from flows.campaign import check_config, open_run
+    from flows.opening import check_config, open_run
     from flows.schedule import DEPLOYMENT_FLOW, ScheduleError, check_cron, check_server, serve_schedule
 
     if args.rounds_per_trigger < 1:

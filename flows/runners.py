@@ -28,7 +28,6 @@ Ray backend (flows/ray_sampling.py) uses the Ray connection started here when th
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import multiprocessing
 import threading
 from collections.abc import Iterator
@@ -40,42 +39,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from configs import EngineConfig, TaskRunnerConfig, VerifyConfig
+from configs import TaskRunnerConfig, VerifyConfig
 
 if TYPE_CHECKING:
     from verifiers.cache import VerdictCache
 
 DEFAULT_WORKERS = 2
-RUNNER_PACKAGES = {"dask": ("prefect_dask", "dask"), "ray": ("prefect_ray", "ray")}
 DAEMON_ADVICE = (
     "this Dask worker process is daemonic, so it cannot start the verifier pool's processes; start the "
     "workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment (or `distributed.worker.daemon: "
     "false` in their Dask config)"
 )
 _POOL_START = threading.Lock()
-
-
-def missing_ray_package(engine: EngineConfig) -> str | None:
-    """The config error when `engine.backend` is ray and Ray is not installed; None otherwise."""
-    if engine.backend == "ray" and importlib.util.find_spec("ray") is None:
-        return (
-            "engine.backend: 'ray' needs the ray package, which is not installed; install it with: "
-            "pip install 'flywheel[ray]'"
-        )
-    return None
-
-
-def missing_runner_package(config: TaskRunnerConfig) -> str | None:
-    """The config error when `config.kind` needs a package that is not installed; None when all is there."""
-    if config.kind not in RUNNER_PACKAGES:
-        return None
-    module, extra = RUNNER_PACKAGES[config.kind]
-    if importlib.util.find_spec(module) is None:
-        return (
-            f"orchestration.task_runner.kind: {config.kind!r} needs the {module.replace('_', '-')} package, "
-            f"which is not installed; install it with: pip install 'flywheel[{extra}]'"
-        )
-    return None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def check_server(home: str) -> str:
 @flow(name=DEPLOYMENT_FLOW)
 def scheduled_rounds(config: dict[str, Any], rounds_per_trigger: int = 1) -> list[int]:
     """One trigger: commit the next `rounds_per_trigger` rounds of the run; returns the rounds committed."""
-    from flows.campaign import open_run, run_campaign
+    from flows.campaign import run_campaign
+    from flows.opening import open_run
     from flows.stopping import STOP_EXCEPTIONS, cancelled
 
     run_config = parse_config(config, source="deployment parameters")

@@ -84,10 +84,10 @@ def tiny_config(store: Path, **changes: Any) -> dict[str, Any]:
 
 
 def run_flywheel(
-    *args: str, cwd: Path, kill_at: str | None = None, timeout: float = 900
+    *args: str, cwd: Path, kill_at: str | None = None, timeout: float = 900, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`python -m flows.cli ARGS` in a child process, as a user runs it; `kill_at` sets FLYWHEEL_KILL_AT."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     env.pop("FLYWHEEL_KILL_AT", None)
     if kill_at is not None:
         env["FLYWHEEL_KILL_AT"] = kill_at

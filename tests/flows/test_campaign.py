@@ -16,8 +16,8 @@ import yaml
 from prefect import flow
 
 from configs import EarlyStopConfig, RunConfig, parse_config
-from flows.campaign import plateau
 from flows.journal import RoundJournal, StageOutput, run_stage
+from flows.opening import plateau
 from storage import RunStore
 from tests.conftest import run_flywheel, tiny_config
 

@@ -96,14 +96,21 @@ CASES: dict[str, tuple[str, Callable[[Path], None], tuple[str, ...]]] = {
 
 
 READ_ONLY = ("status", "inspect", "check")
+HEAVY = {"torch", "transformers", "vllm", "trl"}
 
 
 def _flywheel(args: tuple[str, ...], cwd: Path) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `flywheel ARGS` run in `cwd`. The read-only commands run in this process
-    (the same `main()`, without paying for a new interpreter each time); `run` and `resume` as a user runs them."""
+    (the same `main()`, without paying for a new interpreter each time); `run` and `resume` as a user runs them,
+    and a refusal must come before the round's heavy modules load (it takes a second, not ten)."""
     if args[0] not in READ_ONLY:
-        result = run_flywheel(*args, cwd=cwd, timeout=300)
-        return result.returncode, result.stdout, result.stderr
+        result = run_flywheel(*args, cwd=cwd, timeout=300, env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
+        lines = result.stderr.splitlines(keepends=True)
+        imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+        stderr = "".join(line for line in lines if not line.startswith("import time:"))
+        if result.returncode == 2:
+            assert imported and not imported & HEAVY, (args, sorted(imported & HEAVY), stderr[-3000:])
+        return result.returncode, result.stdout, stderr
     out, err = io.StringIO(), io.StringIO()
     previous = os.getcwd()
     os.chdir(cwd)

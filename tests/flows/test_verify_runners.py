@@ -19,8 +19,9 @@ import yaml
 from prefect import flow
 
 from configs import ArithmeticConfig, TaskRunnerConfig, VerifyConfig
+from flows.opening import missing_runner_package
 from flows.ray_connection import AUTH_MODE_VARIABLE
-from flows.runners import DAEMON_ADVICE, campaign_task_runner, missing_runner_package, verify_shard
+from flows.runners import DAEMON_ADVICE, campaign_task_runner, verify_shard
 from stages.problems import PROBLEMS_SCHEMA, generate_arithmetic, split_of
 from stages.sample import TRACES_SCHEMA
 from stages.verify import VERIFIED_TRACES_SCHEMA, verify_traces
