@@ -13,7 +13,7 @@ import yaml
 
 from configs import EngineConfig, ModelConfig
 from flows.serving import ManagedServers
-from tests.conftest import run_flywheel, tiny_config
+from tests.conftest import CommittedRun, run_flywheel, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +21,14 @@ SECRET = "sk-flow-credential-9876543210"
 
 
 def test_a_round_samples_from_an_external_endpoint_and_stores_no_credential(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    committed_run: CommittedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Round 0 as usual; then round 1 samples from a `vllm serve` of round 0's model, playing the teacher (the
-    backend is a runtime setting, so the run continues with it)."""
+    """Round 0 as usual (the session's tiny run, rolled back to it); then round 1 samples from a `vllm serve` of
+    round 0's model, playing the teacher (the backend is a runtime setting, so the run continues with it)."""
+    run = committed_run.copy_to(tmp_path)
     config = tiny_config(tmp_path / "runs")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    result = run_flywheel("run", "tiny.yaml", "--rounds", "0", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    run = tmp_path / "runs" / "tiny"
+    rolled = run_flywheel("rollback", "tiny", "--to", "0", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    assert rolled.returncode == 0, rolled.stderr[-3000:]
 
     server = ManagedServers(
         str(run / "rounds" / "r0000" / "model"),
