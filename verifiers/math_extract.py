@@ -8,8 +8,9 @@ such as `\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</an
 answer is twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a
 few words said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words, are a
 hedge), a short bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
-last math span of the last sentence, the last number. Without a box, tag, `####` or cue, a response that says it is
-unfinished ("work in progress", "to be continued", "not finished yet") has no answer. `clean_answer` then removes
+last math span of the last sentence, the last number (not one that labels a step or a list item at the start of a
+line: `**5. FORMAT:**`, `Step 3:`). Without a box, tag, `####` or cue, a response that says it is unfinished ("work
+in progress", "to be continued", "not finished yet") has no answer. `clean_answer` then removes
 LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands separators, and rewrites notations into
 ones the parser reads: repeating decimals (`0.\\overline{45}`, `0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`)
 as exact fractions, a mixed number (`4 4/9`) as its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times
@@ -37,6 +38,13 @@ from verifiers.math_words import number_in_words, whole_number_in_words, word_nu
 TAIL_CHARS = 6000  # answers sit at the end; only the tail of a runaway completion is searched
 SHORT_ANSWER_CHARS = 120
 JOIN_GAP_CHARS = 60
+
+# a number that labels a step or a list item at the start of a line (`**5. FORMAT:**`, `2) Solve`, `Step 3: Check`)
+# numbers the text; it is not a value the text states, so the last-number fallbacks skip it
+_ENUMERATOR = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:[*_]{1,2})?(?:step[ \t]+[0-9]{1,2}[.:)]|[0-9]{1,2}[.)])(?=(?:[*_]{1,2})?[ \t]+\S)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # `\boxed 4` (the MATH dataset's brace-less form): the argument runs to a space, a `$` or the end
@@ -349,7 +357,7 @@ def _from_short(text: str) -> str | None:
         return later[-1] if later else spans
     if _looks_like_math(text):
         return text
-    numbers = _NUMBER.findall(text)
+    numbers = _NUMBER.findall(_without_enumerators(text))
     if numbers:
         return numbers[-1]
     # "The probability is one half.": a short sentence without digits ends with its value, in words
@@ -364,12 +372,17 @@ def _from_short(text: str) -> str | None:
 def _from_tail(text: str) -> str | None:
     """Long text without an explicit answer: the last math span if it ends the text's last number, else that number."""
     spans = list(_MATH_SPAN.finditer(text))
-    numbers = list(_NUMBER.finditer(text))
+    numbers = list(_NUMBER.finditer(_without_enumerators(text)))
     last_span = spans[-1] if spans else None
     last_number = numbers[-1] if numbers else None
     if last_span is not None and (last_number is None or last_number.start() < last_span.end()):
         return next(group for group in last_span.groups() if group is not None).strip()
     return last_number.group() if last_number is not None else None
+
+
+def _without_enumerators(text: str) -> str:
+    """`text` with its step and list numbers blanked (same length, so positions still match the original)."""
+    return _ENUMERATOR.sub(lambda marker: " " * len(marker.group()), text)
 
 
 def _joined_math_spans(text: str) -> str | None:

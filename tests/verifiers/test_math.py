@@ -411,6 +411,16 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\boxed{0.666667}", "\\frac{2}{3}", True),
         ("\\boxed{0.666666}", "\\frac{2}{3}", False),
     ],
+    "step and list numbers": [
+        # a number that labels a step or a list item at the start of a line is not a value the response states
+        ("**4. VERIFY:**\n\nSo x = 12.\n\n**5. FORMAT:**\n\nThe work checks out.", "12", True),
+        ("**4. VERIFY:**\n\nThe steps are sound.\n\n**5. FORMAT:**\n\nThere is no solution for x.", "5", False),
+        ("1. First we add 3 and 4.\n2. Then we double the sum.", "2", False),
+        ("Step 5: we stop here, since the problem cannot be finished without more data.", "5", False),
+        # a number at the start of a line that is not a label stays the value said last
+        ("2) Multiply the two counts.\n3) Then add the rest.\nThe total comes out as\n5 apples", "5", True),
+        ("Adding them up gives the length of the rope:\n5.5 meters", "5.5", True),
+    ],
 }
 CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
