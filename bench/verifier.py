@@ -49,6 +49,7 @@ DEFAULT_CASES = [
     "bench/data/verifier_cases_harnesses.jsonl",
     "bench/data/verifier_cases_scorers.jsonl",
     "bench/data/verifier_cases_rlstacks.jsonl",
+    "bench/data/verifier_cases_rewardlabs.jsonl",
 ]
 POLICY_OVERLAY = "bench/data/policy_overlay.jsonl"
 SYSTEMS = {
