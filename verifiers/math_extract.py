@@ -1,32 +1,33 @@
 """Find the final answer in a model response and clean its text, before any parsing.
 
-What it does: text-level rules only (regular expressions and brace matching). Only the text after a closed reasoning
-block (`</think>`) is searched: what the reasoning says is working, not the answer. In order of how explicit the answer
-is: the last `\\boxed{}` (with nested braces, or the brace-less `\\boxed 4` of the MATH dataset; adjacent boxes such as
-`\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as "the final
-answer is" (also "Réponse :", "答案是"; after a cue, the first number, in digits or in English words (`the answer is
-twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a few words
-said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words, are a hedge), a
-short bare answer (one without digits by the words after its last `is`: "The probability is one half."), the last math
-span of the last sentence, the last number. Without a box, tag, `####` or cue, a response that says it is unfinished
-("work in progress", "to be continued", "not finished yet") has no answer; so has one with a `\\boxed{` or an `<answer>`
-tag never closed (anywhere, even around a closed box), and one whose last cue is a label that rejects its value (`Not
-the answer: 42`, `Previous answer: 42`, `错误答案：42`). After a cue, an estimate (`probably around five`,
-`approximately 3.14`) is not the value. Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing
-and wrappers, `\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
-separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`, `0.\\bar{45}`,
-`0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as its fraction, a whole answer in
-e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder
-`\\{x \\mid x \\le 0\\}` as its condition and `\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it
-bounds, angle brackets `\\langle 1, 2 \\rangle` (or `⟨1, 2⟩`) as a tuple, unit vectors `2\\mathbf{i} - \\mathbf{j} +
-3\\mathbf{k}` as `(2, -1, 3)`, the reals of one sign (`\\mathbb{R}^+`, `\\mathbb{R}_{\\ge 0}`) as intervals, a clock
-time with zero seconds (`20:34:00`) as `20:34`, a whole answer in number words (`\\text{four}`) as the number, an angle
-in degrees inside a trigonometric function in radians; it drops a name or a cue written in words before the value
-(`\\text{Area} = 36`, `\\text{The answer is } 36`). It reports whether a percent or a degree sign (or the word degrees)
-was present.
+What it does: text-level rules only (regular expressions and brace matching). Only the text after a closed
+reasoning block (`</think>`) is searched: what the reasoning says is working, not the answer. In order of how
+explicit the answer is: the last `\\boxed{}` (with nested braces, or the brace-less `\\boxed 4` of the MATH
+dataset; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</answer>`,
+GSM8K `#### N`, a cue such as "the final answer is" (also "Réponse :", "答案是"; after a cue, the first number, in
+digits or in English words (`the answer is twenty-one`, `two thirds`, `negative four`, `one and a half`;
+`verifiers.math_words`), is the answer, and a few words said last, `the answer is yes.`, are the answer; numbers
+offered as alternatives, in digits or words, are a hedge), a short bare answer (one without digits by the words
+after its last `is`: "The probability is one half."), the last math span of the last sentence, the last number.
+Without a box, tag, `####` or cue, a response that says it is unfinished ("work in progress", "to be continued",
+"not finished yet") has no answer; so has one with a `\\boxed{` or an `<answer>` tag never closed (anywhere, even
+around a closed box), and one whose last cue is a label that rejects its value (`Not the answer: 42`, `Previous
+answer: 42`, `错误答案：42`). After a cue, an estimate (`probably around five`, `approximately 3.14`) is not the value.
+Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing and wrappers,
+`\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
+separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as its
+fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as
+`(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and `\\{x \\in \\mathbb{Z} \\mid 1
+\\le x \\le 3\\}` as the integers it bounds, angle brackets `\\langle 1, 2 \\rangle` (or `⟨1, 2⟩`) as a tuple,
+unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as `(2, -1, 3)`, the reals of one sign (`\\mathbb{R}^+`,
+`\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with zero seconds (`20:34:00`) as `20:34`, a whole answer in
+number words (`\\text{four}`) as the number, an angle in degrees inside a trigonometric function in radians; it
+drops a name or a cue written in words before the value (`\\text{Area} = 36`, `\\text{The answer is } 36`). It
+reports whether a percent or a degree sign (or the word degrees) was present.
 
-What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is linear in
-the text it scans, and only the tail of a runaway response is scanned.
+What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is linear
+in the text it scans, and only the tail of a runaway response is scanned.
 """
 
 from __future__ import annotations
