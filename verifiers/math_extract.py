@@ -55,10 +55,12 @@ _CUE = re.compile(
     re.IGNORECASE,
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
-# a label that says its value is not the answer: `Not the answer: 42`, `Previous answer: 42`, `错误答案：42`
+# a label that says its value is not the answer: `Not the answer: 42`, `Previous answer: 42`, `错误答案：42`; a negation
+# anywhere in the cue's clause, an adjective only right before it (`In this example the answer is 4` is an answer)
 _NOT_THE_ANSWER = re.compile(
-    r"(?:\b(?:not|never|non|wrong|false|fake|incorrect|example|sample|previous|old|earlier|rejected|discarded"
-    r"|candidate|tentative|possibly|possible|ignore|ignoring)\b|n't\b|不是|错误|错的|非)[^.;,!?\n。；，]*$",
+    r"(?:\b(?:not|never|ignore|ignoring|possibly)\b|\b(?:is|was|are)n't\b|不是|错误|错的|非)[^.;,!?\n。；，]*$"
+    r"|\b(?:wrong|false|fake|incorrect|example|sample|previous|old|earlier|rejected|discarded|candidate|tentative"
+    r"|possible|draft|non-final)\s+(?:final\s+)?$",
     re.IGNORECASE,
 )
 _CLAUSE_START = re.compile(r"[.;,!?\n。；，](?=[^.;,!?\n。；，]*$)")
@@ -313,7 +315,8 @@ def _closing_brace(text: str, start: int) -> int | None:
 
 def _labelled_not_the_answer(text: str, cue: re.Match[str]) -> bool:
     """Whether the words before a cue, in its clause, say that what follows is not the answer."""
-    before = text[max(0, cue.start() - 80) : cue.start()]
+    answer_word = cue.group().lower().find("answer")  # `the answer is`: the label's words end before `answer`
+    before = text[max(0, cue.start() - 80) : cue.start() + max(answer_word, 0)]
     clause = before[start.end() :] if (start := _CLAUSE_START.search(before)) else before
     return _NOT_THE_ANSWER.search(clause) is not None
 

@@ -421,6 +421,8 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("Wrong answer: 7; corrected final answer: 42", "42", True),  # a later clause gives the answer
         ("I'm not sure, but the answer is 42", "42", True),  # the doubt is another clause
         ("Final answer: 42", "42", True),
+        ("In this example the answer is 42", "42", True),  # an adjective must label the answer itself
+        ("The previous answer was wrong. The answer is 42", "42", True),
     ],
     "unfinished boxes and answer tags": [
         # a box or an answer tag never closed is an unfinished answer, even around or after a closed one
