@@ -4,8 +4,8 @@ Case sets: the public file `../shared/bench/verifier_cases.jsonl` (the math veri
 so its numbers are in-sample), `bench/data/verifier_cases_heldout.jsonl`,
 `bench/data/verifier_cases_graders.jsonl`, `bench/data/verifier_cases_evalkits.jsonl`,
 `bench/data/verifier_cases_harnesses.jsonl`, `bench/data/verifier_cases_scorers.jsonl`,
-`bench/data/verifier_cases_rlstacks.jsonl`, `bench/data/verifier_cases_modelruns.jsonl` and
-`bench/data/verifier_cases_deathmath.jsonl`, from other sources,
+`bench/data/verifier_cases_rlstacks.jsonl`, `bench/data/verifier_cases_rewardlabs.jsonl`,
+`bench/data/verifier_cases_modelruns.jsonl` and `bench/data/verifier_cases_deathmath.jsonl`, from other sources,
 each reported as its two halves (`split`: `dev`, used for tuning, and `heldout`, never used for tuning;
 bench/data/README.md).
 A case whose label contradicts flywheel's reward-hacking policy (README, "What cannot be gamed": the case's
@@ -52,6 +52,7 @@ DEFAULT_CASES = [
     "bench/data/verifier_cases_rlstacks.jsonl",
     "bench/data/verifier_cases_modelruns.jsonl",
     "bench/data/verifier_cases_deathmath.jsonl",
+    "bench/data/verifier_cases_rewardlabs.jsonl",
 ]
 POLICY_OVERLAY = "bench/data/policy_overlay.jsonl"
 SYSTEMS = {

@@ -1,29 +1,34 @@
 """Find the final answer in a model response and clean its text, before any parsing.
 
-What it does: text-level rules only (regular expressions and brace matching). Only the text after a closed reasoning
-block (`</think>`) is searched: what the reasoning says is working, not the answer. In order of how explicit the
-answer is: the last `\\boxed{}` (with nested braces, or the brace-less `\\boxed 4` of the MATH dataset; adjacent boxes
-such as `\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</answer>`, GSM8K `#### N`, a cue such as
-"the final answer is" (also "Réponse :", "答案是"; after a cue, the first number, in digits or in English words (`the
-answer is twenty-one`, `two thirds`, `negative four`, `one and a half`; `verifiers.math_words`), is the answer, and a
-few words said last, `the answer is yes.`, are the answer; numbers offered as alternatives, in digits or words, are a
-hedge), a short bare answer (one without digits by the words after its last `is`: "The probability is one half."), the
-last math span of the last sentence, the last number (not one that labels a step or a list item at the start of a
-line: `**5. FORMAT:**`, `Step 3:`). Without a box, tag, `####` or cue, a response that says it is unfinished ("work
-in progress", "to be continued", "not finished yet") has no answer. `clean_answer` then removes
-LaTeX spacing and wrappers, `\\text{}` units, currency, degrees and thousands separators, and rewrites notations into
-ones the parser reads: repeating decimals (`0.\\overline{45}`, `0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`)
-as exact fractions, a mixed number (`4 4/9`) as its fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times
-10^{3}`, `\\mathbb{R}` and "all real numbers" as `(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its
-condition and `\\{x \\in \\mathbb{Z} \\mid 1 \\le x \\le 3\\}` as the integers it bounds, angle brackets `\\langle 1,
-2 \\rangle` (or `⟨1, 2⟩`) as a tuple, unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as `(2, -1, 3)`, the
-reals of one sign (`\\mathbb{R}^+`, `\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with zero seconds (`20:34:00`)
-as `20:34`, a whole answer in number words (`\\text{four}`) as the number, an angle in degrees inside a trigonometric
-function in radians; it drops a name or a cue written in words before the value (`\\text{Area} = 36`, `\\text{The
-answer is } 36`). It reports whether a percent or a degree sign (or the word degrees) was present.
+What it does: text-level rules only (regular expressions and brace matching). Only the text after a closed
+reasoning block (`</think>`) is searched: what the reasoning says is working, not the answer. In order of how
+explicit the answer is: the last `\\boxed{}` (with nested braces, or the brace-less `\\boxed 4` of the MATH
+dataset; adjacent boxes such as `\\boxed{1} and \\boxed{2}` are one multi-part answer), `<answer>...</answer>`,
+GSM8K `#### N`, a cue such as "the final answer is" (also "Réponse :", "答案是"; after a cue, the first number, in
+digits or in English words (`the answer is twenty-one`, `two thirds`, `negative four`, `one and a half`;
+`verifiers.math_words`), is the answer, and a few words said last, `the answer is yes.`, are the answer; numbers
+offered as alternatives, in digits or words, are a hedge), a short bare answer (one without digits by the words
+after its last `is`: "The probability is one half."), the last math span of the last sentence, the last number (not
+one that labels a step or a list item at the start of a line: `**5. FORMAT:**`, `Step 3:`). Without a box, tag,
+`####` or cue, a response that says it is unfinished ("work in progress", "to be continued", "not finished yet") has
+no answer; so has one with a `\\boxed{` or an `<answer>` tag never closed (anywhere, even
+around a closed box), and one whose last cue is a label that rejects its value (`Not the answer: 42`, `Previous
+answer: 42`, `错误答案：42`). After a cue, an estimate (`probably around five`, `approximately 3.14`) is not the value.
+Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing and wrappers,
+`\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
+separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
+`0.\\bar{45}`, `0.(45)`, `0.\\dot{3}`, `0.111\\ldots`) as exact fractions, a mixed number (`4 4/9`) as its
+fraction, a whole answer in e-notation (`1.5e3`) as `1.5 \\times 10^{3}`, `\\mathbb{R}` and "all real numbers" as
+`(-\\infty, \\infty)`, set-builder `\\{x \\mid x \\le 0\\}` as its condition and `\\{x \\in \\mathbb{Z} \\mid 1
+\\le x \\le 3\\}` as the integers it bounds, angle brackets `\\langle 1, 2 \\rangle` (or `⟨1, 2⟩`) as a tuple,
+unit vectors `2\\mathbf{i} - \\mathbf{j} + 3\\mathbf{k}` as `(2, -1, 3)`, the reals of one sign (`\\mathbb{R}^+`,
+`\\mathbb{R}_{\\ge 0}`) as intervals, a clock time with zero seconds (`20:34:00`) as `20:34`, a whole answer in
+number words (`\\text{four}`) as the number, an angle in degrees inside a trigonometric function in radians; it
+drops a name or a cue written in words before the value (`\\text{Area} = 36`, `\\text{The answer is } 36`). It
+reports whether a percent or a degree sign (or the word degrees) was present.
 
-What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is
-linear in the text it scans, and only the tail of a runaway response is scanned.
+What it does not do: decide equivalence or parse mathematics (see `verifiers.math_parse`). Every pattern is linear
+in the text it scans, and only the tail of a runaway response is scanned.
 """
 
 from __future__ import annotations
@@ -58,6 +63,15 @@ _CUE = re.compile(
     re.IGNORECASE,
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
+# a label that says its value is not the answer: `Not the answer: 42`, `Previous answer: 42`, `错误答案：42`; a negation
+# anywhere in the cue's clause, an adjective only right before it (`In this example the answer is 4` is an answer)
+_NOT_THE_ANSWER = re.compile(
+    r"(?:\b(?:not|never|ignore|ignoring|possibly)\b|\b(?:is|was|are)n't\b|不是|错误|错的|非)[^.;,!?\n。；，]*$"
+    r"|\b(?:wrong|false|fake|incorrect|example|sample|previous|old|earlier|rejected|discarded|candidate|tentative"
+    r"|possible|draft|non-final)\s+(?:final\s+)?$",
+    re.IGNORECASE,
+)
+_CLAUSE_START = re.compile(r"[.;,!?\n。；，](?=[^.;,!?\n。；，]*$)")
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 # a full stop ends a sentence, the dots of an ellipsis (`0.1666...`) do not
 _SENTENCE_END = re.compile(r"(?<![0-9.])\.(?:\s|$)|\.(?=\s+[A-Z])|\n|。")
@@ -80,7 +94,15 @@ _KNOWN_MATH_WORDS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi", "and", "or", "sinh", "cosh", "tanh",
     "arcsin", "arccos", "arctan", "infty", "inf", "infinity", "lg", "percent", "percentage", "pct",
 }  # fmt: skip
+# words that judge or qualify a value are not its unit: `42 \\text{ wrong}` is no answer of 42
+_JUDGING_WORDS = {
+    "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but",
+}  # fmt: skip
 _SEQUENCE_WORDS = {"then", "instead", "actually", "finally", "later", "next", "but", "wait", "correction"}
+_APPROXIMATELY = re.compile(
+    r"\b(?:around|about|approximately|approx|roughly|nearly|almost|probably|likely|maybe|perhaps|possibly)\b",
+    re.IGNORECASE,
+)
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
@@ -137,7 +159,8 @@ _NUMBER_IN_DEGREES = re.compile(
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
-    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly)\b)"
+    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly|is|isn|not|wrong|false"
+    r"|incorrect|unless|if|but)\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
@@ -176,7 +199,8 @@ _UNFINISHED = re.compile(
     r"|not (?:finished|done|complete) yet)\b",
     re.IGNORECASE,
 )
-_SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁻¹": "^{-1}"}
+_SUPERSCRIPT_CHARS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")  # `x⁴`, `10⁻³`: an exponent, not a digit NFKC would append
 _DASHES = {"−": "-", "–": "-", "—": "-", "‐": "-", "﹣": "-", "－": "-"}
 _ANGLE_BRACKET_CHARS = {
     "\u27e8": "\\langle ", "\u27e9": " \\rangle", "\u2329": "\\langle ", "\u232a": " \\rangle",
@@ -194,10 +218,10 @@ class CleanAnswer:
 def extract_answer(completion: str) -> str | None:
     """The final answer in a completion, by the first rule that finds one (most explicit first)."""
     # what a closed reasoning block says is working, not the answer: only the text after it is searched
-    text = _braced_boxes(completion.rpartition(_REASONING_END)[2][-TAIL_CHARS:])
+    text = _braced_boxes(_superscripts(completion.rpartition(_REASONING_END)[2][-TAIL_CHARS:]))
+    if _unclosed_box(text) or _unclosed_answer_tag(text):
+        return None  # a box or an answer tag never closed: the final answer is unfinished (a truncated response)
     boxed = last_boxed_group(text)
-    if boxed is not None and _last_box_end(text) == len(text):
-        return None  # the last box is never closed: the final answer is unfinished (a truncated response)
     if boxed is not None:
         # "Final Answer: The final answer is X" written after the last box restates the answer last
         cue = _FINAL_CUE.search(text, _last_box_end(text))
@@ -211,6 +235,8 @@ def extract_answer(completion: str) -> str | None:
     if gsm8k:
         return gsm8k[-1].strip()
     cued = _after_last_cue(text)
+    if cued == "":
+        return None
     if cued is not None:
         return cued
     stripped = text.strip()
@@ -255,6 +281,15 @@ def last_boxed_group(text: str) -> str | None:
     return ", ".join(content for _, _, content in group)
 
 
+def _unclosed_box(text: str) -> bool:
+    return any(_closing_brace(text, match.end()) is None for match in _BOX_START.finditer(text))
+
+
+def _unclosed_answer_tag(text: str) -> bool:
+    opened, closed = text.lower().rfind("<answer>"), text.lower().rfind("</answer>")
+    return opened > closed
+
+
 def _last_box_end(text: str) -> int:
     starts = list(_BOX_START.finditer(text))
     end = _closing_brace(text, starts[-1].end())
@@ -286,8 +321,18 @@ def _closing_brace(text: str, start: int) -> int | None:
     return None
 
 
+def _labelled_not_the_answer(text: str, cue: re.Match[str]) -> bool:
+    """Whether the words before a cue, in its clause, say that what follows is not the answer."""
+    answer_word = cue.group().lower().find("answer")  # `the answer is`: the label's words end before `answer`
+    before = text[max(0, cue.start() - 80) : cue.start() + max(answer_word, 0)]
+    clause = before[start.end() :] if (start := _CLAUSE_START.search(before)) else before
+    return _NOT_THE_ANSWER.search(clause) is not None
+
+
 def _after_last_cue(text: str) -> str | None:
     for match in reversed(list(_CUE.finditer(text))):
+        if _labelled_not_the_answer(text, match):
+            return ""  # the last labelled value is one the response rejects: no answer follows it
         rest = text[match.end() :]
         chunk = _first_sentence(rest)
         answer = _from_chunk(chunk)
@@ -322,7 +367,10 @@ def _from_chunk(chunk: str) -> str | None:
         return _from_tail(chunk)
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
-    return _first_number(chunk)
+    first = _first_number(chunk)
+    if first is not None and _APPROXIMATELY.search(chunk[: _first_number_start(chunk)]):
+        return chunk  # "probably around five": an estimate, like `\\approx`, is not the exact value
+    return first
 
 
 def _first_number(text: str) -> str | None:
@@ -333,6 +381,14 @@ def _first_number(text: str) -> str | None:
     if words and (digits is None or words[0].start < digits.start()):
         return words[0].value
     return digits.group() if digits is not None else None
+
+
+def _first_number_start(text: str) -> int:
+    digits = _NUMBER.search(text)
+    starts = [number.start for number in word_numbers(text) if not (number.lone_one and digits is not None)]
+    if digits is not None:
+        starts.append(digits.start())
+    return min(starts, default=len(text))
 
 
 def _is_hedge(text: str) -> bool:
@@ -539,8 +595,20 @@ def _repeating_decimals(text: str) -> str:
     )
 
 
+def _superscripts(text: str) -> str:
+    """`x⁴` as `x^4` (one digit unbraced, so that the exponent is not read as a number of its own), `10⁻¹²` as
+    `10^{-12}`."""
+
+    def exponent(run: re.Match[str]) -> str:
+        power = run.group().translate(_SUPERSCRIPT_CHARS)
+        return f"^{power}" if len(power) == 1 else f"^{{{power}}}"
+
+    return _SUPERSCRIPT_RUN.sub(exponent, text)
+
+
 def _unicode(text: str) -> str:
-    for source, target in {**_SUPERSCRIPTS, **_DASHES, **_ANGLE_BRACKET_CHARS}.items():
+    text = _superscripts(text)
+    for source, target in {**_DASHES, **_ANGLE_BRACKET_CHARS}.items():
         text = text.replace(source, target)
     return unicodedata.normalize("NFKC", text)
 
@@ -593,7 +661,8 @@ def _strip_units(text: str) -> str:
     if match is None:
         return text
     value, unit = match.group("value").strip(), match.group("unit").strip()
-    if not re.search(r"[0-9]", value) or any(word.lower() in _KNOWN_MATH_WORDS for word in unit.split()):
+    words = {word.lower().rstrip(".") for word in unit.split()}
+    if not re.search(r"[0-9]", value) or words & (_KNOWN_MATH_WORDS | _JUDGING_WORDS):
         return text
     if len(unit.replace(" ", "")) < 2 or value.endswith("\\"):
         return text

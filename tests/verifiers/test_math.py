@@ -421,6 +421,48 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("2) Multiply the two counts.\n3) Then add the rest.\nThe total comes out as\n5 apples", "5", True),
         ("Adding them up gives the length of the rope:\n5.5 meters", "5.5", True),
     ],
+    "labels that reject their value": [
+        # a value labelled as not the answer is no answer, however the response ends (policy)
+        ("Not the answer: 42", "42", False),
+        ("Previous answer: 42", "42", False),
+        ("This is not the final answer: 42", "42", False),
+        ("错误答案：42", "42", False),
+        ("这不是最终答案：42", "42", False),
+        ("Wrong answer: 7; corrected final answer: 42", "42", True),  # a later clause gives the answer
+        ("I'm not sure, but the answer is 42", "42", True),  # the doubt is another clause
+        ("Final answer: 42", "42", True),
+        ("In this example the answer is 42", "42", True),  # an adjective must label the answer itself
+        ("The previous answer was wrong. The answer is 42", "42", True),
+    ],
+    "unfinished boxes and answer tags": [
+        # a box or an answer tag never closed is an unfinished answer, even around or after a closed one
+        ("<answer>42</answer> then <answer>", "42", False),
+        ("<answer>41</answer> then <answer>42</answer>", "42", True),
+        ("<answer>broken \\boxed{42}", "42", False),
+        ("<answer>\\boxed{42}</answer>", "42", True),
+        ("Bad \\boxed{4 then final \\boxed{4}", "4", False),
+        ("First \\boxed{3}, then final \\boxed{4}", "4", True),
+    ],
+    "words that judge a boxed value": [
+        # `\\text{}` after a value is a unit only if its words are no judgement of the value
+        ("\\boxed{42\\text{ wrong}}", "42", False),
+        ("\\boxed{42\\text{ is false}}", "42", False),
+        ("\\boxed{42\\mathbf{wrong}}", "42", False),
+        ("\\boxed{42\\text{ cm}}", "42", True),
+        ("\\boxed{42\\mathrm{kg}}", "42", True),
+    ],
+    "estimates after a cue": [
+        # "around five" is an estimate, like `\\approx`: not the exact value the gold is (policy)
+        ("I think the answer is probably around five", "5", False),
+        ("The answer is approximately 3.14", "3.14", False),
+        ("The answer is five", "5", True),
+        ("The answer is 3.14", "3.14", True),
+    ],
+    "unicode superscripts": [
+        ("Answer: 162x\u2074", "162x^4", True),  # `x⁴` is `x^4`, not `x4`
+        ("Answer: 162x\u2075", "162x^4", False),
+        ("The area is 5 m\u00b2.", "5", True),  # an exponent of a unit is no number of its own
+    ],
 }
 CASES = [(category, *case) for category, rows in TABLES.items() for case in rows]
 
