@@ -156,9 +156,12 @@ from storage import RunLock, RunStore
 
 install_stop_handlers()
 RunLock(RunStore(sys.argv[1], "run")).acquire()
-print("locked", flush=True)
+announced = False
 while True:  # a main thread that never unwinds, as one stuck in a call that swallows the interrupt
-    try:
+    try:  # the test signals once it reads the line, so the line is printed where the interrupt is swallowed
+        if not announced:
+            print("locked", flush=True)
+            announced = True
         time.sleep(60)
     except KeyboardInterrupt:
         pass
