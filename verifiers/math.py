@@ -50,7 +50,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.13.0"
+VERSION = "0.14.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 MAX_ROUNDED_LITERALS = 4

@@ -57,8 +57,11 @@ _BOX_WITHOUT_BRACES = re.compile(r"\\(boxed|fbox)[ \t]+([^\s{}$\\]+?)(?=[.,;:!?]
 _REASONING_END = "</think>"
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
+# a label may carry a qualifier between its noun and its colon (`Answer (checked):`, `Respuesta incorrecta:`), which
+# `_labelled_not_the_answer` reads like the words before it
 _CUE = re.compile(
-    r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)\s*(?:is|est|es|ist|:|=)"
+    r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)"
+    r"(?:(?P<qualifier>\s*\([^()\n]{1,30}\)|\s+[^\W\d_]{3,15})?\s*[:：]|\s*(?:is|est|es|ist|=|would be|will be))"
     r"|答案是|答案[:：]|答[:：]",
     re.IGNORECASE,
 )
@@ -66,10 +69,30 @@ _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 # a label that says its value is not the answer: `Not the answer: 42`, `Previous answer: 42`, `错误答案：42`; a negation
 # anywhere in the cue's clause, an adjective only right before it (`In this example the answer is 4` is an answer)
 _NOT_THE_ANSWER = re.compile(
-    r"(?:\b(?:not|never|ignore|ignoring|possibly)\b|\b(?:is|was|are)n't\b|不是|错误|错的|非)[^.;,!?\n。；，]*$"
+    r"(?:\b(?:not|never|ignore|ignoring|possibly)\b|\b(?:is|was|are)n't\b|不是|不正确|不对|错误|错的|非)[^.;,!?\n。；，]*$"
     r"|\b(?:wrong|false|fake|incorrect|example|sample|previous|old|earlier|rejected|discarded|candidate|tentative"
-    r"|possible|draft|non-final)\s+(?:final\s+)?$",
+    r"|possible|draft|non-final|falscher?|falsche[nr]?|alte|vorherige|fausse|faux|incorrecte|ancienne|incorrecta"
+    r"|incorrecto|errónea|erróneo|equivocada|anterior|sbagliata|errata|неверный|неправильный)\s+(?:final\s+)?$",
     re.IGNORECASE,
+)
+# the same judgment written after the noun, as a label's qualifier: `Answer (wrong):`, `Réponse fausse :`
+_REJECTING_QUALIFIER = re.compile(
+    r"\b(?:not|never|wrong|false|fake|incorrect[aoe]?|rejected|discarded|previous|old|draft|tentative|guess|falsch[a-z]*"
+    r"|fausse|faux|erron[ée]e?|err[oó]ne[ao]|equivocad[ao]|sbagliat[ao]|errat[ao]|неверн[а-я]*|неправильн[а-я]*)\b",
+    re.IGNORECASE,
+)
+# words after an answer that take it back: `\boxed{42} is wrong.`, `42 (not the answer)`, `Hmm, that can't be right.`,
+# `Wait, I made an error.`; the response then states no answer (a judgment of another value, `41 is wrong`, is not one)
+_RETRACTION = re.compile(
+    r"\b(?:this|that|it|which)\s*(?:is|was|'s|’s)\s+(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+(?:final\s+)?answer))"
+    r"|\b(?:this|that|it)\s+(?:can't|can’t|cannot|can\s+not|couldn't)\s+be\s+(?:right|correct)"
+    r"|\bI\s+(?:made|have\s+made)\s+an?\s+(?:error|mistake)"
+    r"|\((?:[^()]*\s)?(?:wrong|incorrect|false|rejected|guess|not\s+the\s+(?:final\s+)?answer)\)"
+    r"|\s[—–]\s*(?:wrong|incorrect|false)\b",
+    re.IGNORECASE,
+)
+_JUDGED_RIGHT_AFTER = re.compile(
+    r"^\s*(?:is|was)\s+(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+(?:final\s+)?answer))", re.IGNORECASE
 )
 _CLAUSE_START = re.compile(r"[.;,!?\n。；，](?=[^.;,!?\n。；，]*$)")
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
@@ -83,7 +106,7 @@ _NUMBER = re.compile(
 )
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
 _TEXT_MACRO = re.compile(
-    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
+    r"\\(?:text|textbf|textit|textrm|textsf|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
     r"|mathbb|mathcal|vec|hat|bar|widehat|overrightarrow)\s*\{([^{}]*)\}"
 )
 _UNIT_TAIL = re.compile(
@@ -96,13 +119,24 @@ _KNOWN_MATH_WORDS = {
 }  # fmt: skip
 # words that judge or qualify a value are not its unit: `42 \\text{ wrong}` is no answer of 42
 _JUDGING_WORDS = {
-    "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but",
+    "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but", "guess",
+    "guessed", "rejected", "falsch", "faux", "fausse", "incorrecto", "incorrecta", "incorrecte", "sbagliato", "errato",
 }  # fmt: skip
 _SEQUENCE_WORDS = {"then", "instead", "actually", "finally", "later", "next", "but", "wait", "correction"}
 _APPROXIMATELY = re.compile(
-    r"\b(?:around|about|approximately|approx|roughly|nearly|almost|probably|likely|maybe|perhaps|possibly)\b",
+    r"\b(?:around|about|approximately|approx|roughly|nearly|almost|probably|likely|maybe|perhaps|possibly"
+    r"|at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|greater\s+than|no\s+more\s+than|no\s+less\s+than)\b",
     re.IGNORECASE,
 )
+# an estimate or a bound written right before a value (`Maybe 42.`, `at least 42`): the value is not stated exactly
+_ESTIMATE_BEFORE = re.compile("(?:" + _APPROXIMATELY.pattern + r")\s*\$?\s*$", re.IGNORECASE)
+# a hedge written right after the value: `42, I guess`, `42 or so`, `42, probably`
+_HEDGE_AFTER = re.compile(
+    r"^\s*[,;]?\s*(?:I\s+(?:guess|think|suppose)|or\s+so|probably|maybe|perhaps|not\s+sure|I'm\s+not\s+sure)\b", re.I
+)
+# a value after a negation is one the response denies (`The answer is not 42.`); `not 41 but 42` states 42
+_NEGATED = re.compile(r"\b(?:not|never|no)\b|n't\b", re.IGNORECASE)
+_BUT = re.compile(r"\b(?:but|rather|instead)\b|[;:]", re.IGNORECASE)
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
@@ -159,8 +193,9 @@ _NUMBER_IN_DEGREES = re.compile(
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
-    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly|is|isn|not|wrong|false"
-    r"|incorrect|unless|if|but)\b)"
+    r"\s*\\(?:text|mathrm|textrm|textsf|textnormal|mathsf|mbox)\s*\{\s*-?(?!(?:"
+    + "|".join(sorted(_JUDGING_WORDS | {"and", "either", "isn"}))
+    + r")\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
@@ -222,6 +257,8 @@ def extract_answer(completion: str) -> str | None:
     if _unclosed_box(text) or _unclosed_answer_tag(text):
         return None  # a box or an answer tag never closed: the final answer is unfinished (a truncated response)
     boxed = last_boxed_group(text)
+    if boxed is not None and _retracted(text[_last_box_end(text) + 1 :]):
+        return None  # the response takes its last box back
     if boxed is not None:
         # "Final Answer: The final answer is X" written after the last box restates the answer last
         cue = _FINAL_CUE.search(text, _last_box_end(text))
@@ -230,6 +267,8 @@ def extract_answer(completion: str) -> str | None:
     tags = _ANSWER_TAG.findall(text)
     if tags:
         inner = tags[-1].strip()
+        if _retracted(inner) or (_BOX_START.search(inner) and _retracted(inner[_last_box_end(inner) + 1 :])):
+            return None
         return last_boxed_group(inner) or _from_chunk(inner) or inner
     gsm8k = [found for found in _GSM8K.findall(text) if found.strip()]
     if gsm8k:
@@ -250,6 +289,11 @@ def extract_answer(completion: str) -> str | None:
     return _from_tail(stripped)
 
 
+def _retracted(after: str) -> bool:
+    """Whether the text after an answer takes it back (`is wrong`, `(not the answer)`, `that can't be right`)."""
+    return _JUDGED_RIGHT_AFTER.search(after) is not None or _RETRACTION.search(after) is not None
+
+
 def _braced_boxes(text: str) -> str:
     """`\\boxed 4` written as `\\boxed{4}`, so that one rule finds every box."""
     return _BOX_WITHOUT_BRACES.sub(r"\\\1{\2}", text) if "box" in text else text
@@ -261,15 +305,24 @@ def _last_sentence(text: str) -> str:
 
 
 def last_boxed_group(text: str) -> str | None:
-    """Content of the last `\\boxed{...}`, joined with boxes just before it (`\\boxed{1} and \\boxed{2}`)."""
+    """Content of the last outermost `\\boxed{...}`, joined with boxes just before it (`\\boxed{1} and \\boxed{2}`).
+
+    A box inside a box is part of the outer one's content (`\\boxed{7\\boxed{42}}` answers `7 42`, not 42), and a
+    box that holds nothing but a box is that box (`\\boxed{\\boxed{42}}`)."""
     boxes: list[tuple[int, int, str]] = []
     for match in _BOX_START.finditer(text):
+        if boxes and match.start() < boxes[-1][1]:
+            continue  # inside the box before it
         end = _closing_brace(text, match.end())
         if end is None:
             content = text[match.end() :].strip()
             boxes.append((match.start(), len(text), content))
             continue
-        boxes.append((match.start(), end + 1, text[match.end() : end].strip()))
+        content = text[match.end() : end].strip()
+        inner = _BOX_START.match(content)
+        if inner is not None and _closing_brace(content, inner.end()) == len(content) - 1:
+            content = last_boxed_group(content) or ""
+        boxes.append((match.start(), end + 1, content))
     if not boxes:
         return None
     group = [boxes[-1]]
@@ -326,7 +379,8 @@ def _labelled_not_the_answer(text: str, cue: re.Match[str]) -> bool:
     answer_word = cue.group().lower().find("answer")  # `the answer is`: the label's words end before `answer`
     before = text[max(0, cue.start() - 80) : cue.start() + max(answer_word, 0)]
     clause = before[start.end() :] if (start := _CLAUSE_START.search(before)) else before
-    return _NOT_THE_ANSWER.search(clause) is not None
+    qualifier = cue.groupdict().get("qualifier")
+    return _NOT_THE_ANSWER.search(clause) is not None or bool(qualifier and _REJECTING_QUALIFIER.search(qualifier))
 
 
 def _after_last_cue(text: str) -> str | None:
@@ -334,6 +388,8 @@ def _after_last_cue(text: str) -> str | None:
         if _labelled_not_the_answer(text, match):
             return ""  # the last labelled value is one the response rejects: no answer follows it
         rest = text[match.end() :]
+        if _RETRACTION.search(rest):
+            return ""  # the labelled value is taken back after it is stated
         chunk = _first_sentence(rest)
         answer = _from_chunk(chunk)
         if answer:
@@ -368,8 +424,16 @@ def _from_chunk(chunk: str) -> str | None:
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     first = _first_number(chunk)
-    if first is not None and _APPROXIMATELY.search(chunk[: _first_number_start(chunk)]):
+    if first is None:
+        return None
+    start = _first_number_start(chunk)
+    if _APPROXIMATELY.search(chunk[:start]):
         return chunk  # "probably around five": an estimate, like `\\approx`, is not the exact value
+    if _NEGATED.search(chunk[:start]):
+        after = _BUT.search(chunk, start)
+        return _from_chunk(chunk[after.end() :]) if after else chunk  # "not 42": denied; "not 41 but 42": 42
+    if _HEDGE_AFTER.search(chunk[start + len(first) :]) or chunk.rstrip().endswith("?"):
+        return chunk  # "42, I guess", "42?": a guess or a question, not a stated value
     return first
 
 
@@ -413,9 +477,12 @@ def _from_short(text: str) -> str | None:
         return later[-1] if later else spans
     if _looks_like_math(text):
         return text
-    numbers = _NUMBER.findall(_without_enumerators(text))
+    plain = _without_enumerators(text)
+    numbers = list(_NUMBER.finditer(plain))
     if numbers:
-        return numbers[-1]
+        if _ESTIMATE_BEFORE.search(plain[: numbers[-1].start()]) or text.rstrip().endswith("?"):
+            return text  # "Maybe 42.", "Is it 42?": a guess or a question states no value
+        return numbers[-1].group()
     # "The probability is one half.": a short sentence without digits ends with its value, in words
     stated = _STATED_VALUE.search(text)
     if stated is not None:
@@ -477,7 +544,9 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = _SIGNED_REALS.sub(_signed_reals, answer)
     text = _REALS.sub(r"(-\\infty, \\infty)", text)  # before NFKC, which turns ℝ into a plain R
     text = _braced_boxes(_unicode(text).strip())
-    boxed = last_boxed_group(text)
+    # an answer that is a box is its content; a box after other text (`7\\boxed{42}`, from a box holding both) is
+    # not what the answer says
+    boxed = last_boxed_group(text) if _BOX_START.match(text) else None
     if boxed is not None:
         text = boxed
     text = re.sub(r"^\\\[|\\\]$|^\\\(|\\\)$", "", text.strip()).strip()
@@ -499,6 +568,8 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = _TEXT_UNIT_TAIL.sub(r"\g<value>", text)  # `150\text{ m}^2`: a unit, even of one letter
     label = _LEADING_LABEL.match(text)
     if label is not None and (label["inner"] or label["outer"] or label["words"].split()[-1].lower() in _CUE_VERBS):
+        if _REJECTING_QUALIFIER.search(label["words"]):
+            return CleanAnswer(text="", percent=False)  # `\\text{wrong: } 42`: the label rejects the value after it
         text = text[label.end() :]
     text = _unit_vectors(text)  # before the macros are unwrapped: `\mathbf{i}` is no imaginary unit
     text = _repeating_decimals(text)  # before the macros are unwrapped: `\overline{3}` is not a plain 3
