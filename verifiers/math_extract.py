@@ -13,7 +13,10 @@ one that labels a step or a list item at the start of a line: `**5. FORMAT:**`, 
 `####` or cue, a response that says it is unfinished ("work in progress", "to be continued", "not finished yet") has
 no answer; so has one with a `\\boxed{` or an `<answer>` tag never closed (anywhere, even
 around a closed box), and one whose last cue is a label that rejects its value (`Not the answer: 42`, `Previous
-answer: 42`, `错误答案：42`). After a cue, an estimate (`probably around five`, `approximately 3.14`) is not the value.
+answer: 42`, `错误答案：42`, `Answer (wrong): 42`, `Respuesta incorrecta: 42`), or that takes its answer back after
+stating it (`\\boxed{42} is wrong.`, `42 (not the answer)`, `that can't be right`). After a cue, an estimate
+(`probably around five`, `approximately 3.14`), a bound (`at least 42`), a denial (`not 42`), a guess (`42, I guess`)
+or a question (`42?`) is not the value; a box inside a box belongs to the outer one.
 Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing and wrappers,
 `\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
