@@ -60,11 +60,16 @@ _BOX_WITHOUT_BRACES = re.compile(r"\\(boxed|fbox)[ \t]+([^\s{}$\\]+?)(?=[.,;:!?]
 _REASONING_END = "</think>"
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
-# a label may carry a qualifier between its noun and its colon (`Answer (checked):`, `Respuesta incorrecta:`), which
-# `_labelled_not_the_answer` reads like the words before it
+_REJECTING_WORD = (
+    r"(?:not|never|wrong|false|fake|incorrect[aoe]?|rejected|discarded|previous|old|draft|tentative|guess|falsch[a-z]*"
+    r"|fausse|faux|erron[ée]e?|err[oó]ne[ao]|equivocad[ao]|sbagliat[ao]|errat[ao]|неверн[а-я]*|неправильн[а-я]*)"
+)
+# a label may carry a qualifier between its noun and its colon, in parentheses or a word that rejects the value
+# (`Answer (checked):`, `Respuesta incorrecta:`); `_labelled_not_the_answer` reads it like the words before it
 _CUE = re.compile(
     r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)"
-    r"(?:(?P<qualifier>\s*\([^()\n]{1,30}\)|\s+[^\W\d_]{3,15})?\s*[:：]|\s*(?:is|est|es|ist|=|would be|will be))"
+    r"(?:(?P<qualifier>\s*\([^()\n]{1,30}\)|\s+" + _REJECTING_WORD + r")?\s*[:：]"
+    r"|\s*(?:is|est|es|ist|=|would be|will be))"
     r"|答案是|答案[:：]|答[:：]",
     re.IGNORECASE,
 )
@@ -79,11 +84,7 @@ _NOT_THE_ANSWER = re.compile(
     re.IGNORECASE,
 )
 # the same judgment written after the noun, as a label's qualifier: `Answer (wrong):`, `Réponse fausse :`
-_REJECTING_QUALIFIER = re.compile(
-    r"\b(?:not|never|wrong|false|fake|incorrect[aoe]?|rejected|discarded|previous|old|draft|tentative|guess|falsch[a-z]*"
-    r"|fausse|faux|erron[ée]e?|err[oó]ne[ao]|equivocad[ao]|sbagliat[ao]|errat[ao]|неверн[а-я]*|неправильн[а-я]*)\b",
-    re.IGNORECASE,
-)
+_REJECTING_QUALIFIER = re.compile(r"\b" + _REJECTING_WORD + r"\b", re.IGNORECASE)
 # words after an answer that take it back: `\boxed{42} is wrong.`, `42 (not the answer)`, `Hmm, that can't be right.`,
 # `Wait, I made an error.`; the response then states no answer (a judgment of another value, `41 is wrong`, is not one)
 _RETRACTION = re.compile(
