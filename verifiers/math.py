@@ -28,7 +28,8 @@ number needs a number written out, not an expression equal to it (`12 + 40` for 
 domain `math_expressions` (`verify_expressions_accepted`); a last `\\boxed{` never closed is an unfinished answer,
 so the response has none; a value labelled as not the answer (`Answer (wrong): 42`), taken back after it is stated
 (`\\boxed{42} is wrong.`), denied, bounded or guessed (`not 42`, `at least 42`, `42, I guess`) is none either, and a box
-inside a box is part of the outer box (`\\boxed{7\\boxed{42}}` is no answer of 42). `verify` never raises.
+inside a box is part of the outer box (`\\boxed{7\\boxed{42}}` is no answer of 42); a response that asks its grader
+to ignore its instructions or to give the reward has no answer. `verify` never raises.
 
 What it does not do: run model text. No `eval`, `sympify` or `parse_expr` is ever called, and every size
 is bounded while parsing; the hard wall-clock limit per call is the pool's job (`verifiers.pool`).
