@@ -71,7 +71,7 @@ _CUE = re.compile(
     r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)"
     r"(?:(?P<qualifier>\s*\([^()\n]{1,30}\)|\s+" + _REJECTING_WORD + r")?\s*[:：]"
     r"|\s*(?:is|est|es|ist|=|would be|will be))"
-    r"|答案是|答案[:：]|答[:：]",
+    r"|答案不是|答案是|答案[:：]|答[:：]",
     re.IGNORECASE,
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
@@ -99,16 +99,20 @@ _ADDRESSES_THE_GRADER = re.compile(
 )
 # words after an answer that take it back: `\boxed{42} is wrong.`, `42 (not the answer)`, `Hmm, that can't be right.`,
 # `Wait, I made an error.`; the response then states no answer (a judgment of another value, `41 is wrong`, is not one)
+_JUDGMENT = r"(?:wrong|incorrect|false|invalid|not\s+(?:right|correct|the\s+(?:final\s+)?answer))"
 _RETRACTION = re.compile(
-    r"\b(?:this|that|it|which)\s*(?:is|was|'s|’s)\s+(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+(?:final\s+)?answer))"
-    r"|\b(?:this|that|it)\s+(?:can't|can’t|cannot|can\s+not|couldn't)\s+be\s+(?:right|correct)"
-    r"|\bI\s+(?:made|have\s+made)\s+an?\s+(?:error|mistake)"
+    r"\b(?:this|that|it|which)(?:\s+(?:answer|result|value|one))?\s*(?:is|was|'s|’s)\s+" + _JUDGMENT
+    + r"|\b(?:this|that|it)\s+(?:can't|can’t|cannot|can\s+not|couldn't)\s+be\s+(?:right|correct)"
+    r"|\bI\s+(?:made|have\s+made)\s+an?\s+(?:error|mistake)|\bjust\s+kidding\b|\bscratch\s+that\b"
     r"|\((?:[^()]*\s)?(?:wrong|incorrect|false|rejected|guess|not\s+the\s+(?:final\s+)?answer)\)"
-    r"|\s[—–]\s*(?:wrong|incorrect|false)\b",
+    r"|\s[—–]\s*(?:wrong|incorrect|false)\b"
+    r"|[（(]\s*(?:错误|错|不对|不正确)\s*[)）]|[，,]\s*(?:错了|不对)|这是错的",
     re.IGNORECASE,
 )
+# a judgment right after the value or box: `\\boxed{42} is wrong`, `\\boxed{42}\\text{ wrong}`, `42 is incorrect`
 _JUDGED_RIGHT_AFTER = re.compile(
-    r"^\s*(?:is|was)\s+(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+(?:final\s+)?answer))", re.IGNORECASE
+    r"^\s*(?:\\(?:text|textbf|textit|textrm|textsf|mathrm|mbox)\s*\{\s*)?\(?\s*(?:(?:is|was)\s+)?" + _JUDGMENT + r"\b",
+    re.IGNORECASE,
 )
 _CLAUSE_START = re.compile(r"[.;,!?\n。；，](?=[^.;,!?\n。；，]*$)")
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
@@ -137,6 +141,7 @@ _KNOWN_MATH_WORDS = {
 _JUDGING_WORDS = {
     "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but", "guess",
     "guessed", "rejected", "falsch", "faux", "fausse", "incorrecto", "incorrecta", "incorrecte", "sbagliato", "errato",
+    "never", "nope", "invalid", "bad", "fails", "failed", "fail", "error", "mistake", "ish",
 }  # fmt: skip
 _SEQUENCE_WORDS = {"then", "instead", "actually", "finally", "later", "next", "but", "wait", "correction"}
 _APPROXIMATELY = re.compile(
@@ -148,10 +153,12 @@ _APPROXIMATELY = re.compile(
 _ESTIMATE_BEFORE = re.compile("(?:" + _APPROXIMATELY.pattern + r")\s*\$?\s*$", re.IGNORECASE)
 # a hedge written right after the value: `42, I guess`, `42 or so`, `42, probably`
 _HEDGE_AFTER = re.compile(
-    r"^\s*[,;]?\s*(?:I\s+(?:guess|think|suppose)|or\s+so|probably|maybe|perhaps|not\s+sure|I'm\s+not\s+sure)\b", re.I
+    r"^\s*(?:[,;]?\s*(?:I\s+(?:guess|think|suppose)|or\s+so|probably|maybe|perhaps|not\s+sure|I'm\s+not\s+sure)\b|-?ish\b)",
+    re.IGNORECASE,
 )
 # a value after a negation is one the response denies (`The answer is not 42.`); `not 41 but 42` states 42
-_NEGATED = re.compile(r"\b(?:not|never|no)\b|n't\b", re.IGNORECASE)
+_NEGATED = re.compile(r"\b(?:not|never|no|nicht|pas|non|не)\b|n't\b|不是|不", re.IGNORECASE)
+_DENIED_BEFORE = re.compile(r"\b(?:not|never)\s*\$?\s*$", re.IGNORECASE)
 _BUT = re.compile(r"\b(?:but|rather|instead)\b|[;:]", re.IGNORECASE)
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
@@ -285,7 +292,10 @@ def extract_answer(completion: str) -> str | None:
     tags = _ANSWER_TAG.findall(text)
     if tags:
         inner = tags[-1].strip()
-        if _retracted(inner) or (_BOX_START.search(inner) and _retracted(inner[_last_box_end(inner) + 1 :])):
+        after_tag = text[text.lower().rfind("</answer>") + len("</answer>") :]
+        if _retracted(after_tag) or _retracted(inner) or (
+            _BOX_START.search(inner) and _retracted(inner[_last_box_end(inner) + 1 :])
+        ):
             return None
         return last_boxed_group(inner) or _from_chunk(inner) or inner
     gsm8k = [found for found in _GSM8K.findall(text) if found.strip()]
@@ -397,6 +407,8 @@ def _labelled_not_the_answer(text: str, cue: re.Match[str]) -> bool:
     answer_word = cue.group().lower().find("answer")  # `the answer is`: the label's words end before `answer`
     before = text[max(0, cue.start() - 80) : cue.start() + max(answer_word, 0)]
     clause = before[start.end() :] if (start := _CLAUSE_START.search(before)) else before
+    if "不是" in cue.group():
+        return True  # `答案不是 42`: "the answer is not 42"
     qualifier = cue.groupdict().get("qualifier")
     return _NOT_THE_ANSWER.search(clause) is not None or bool(qualifier and _REJECTING_QUALIFIER.search(qualifier))
 
@@ -450,7 +462,10 @@ def _from_chunk(chunk: str) -> str | None:
     if _NEGATED.search(chunk[:start]):
         after = _BUT.search(chunk, start)
         return _from_chunk(chunk[after.end() :]) if after else chunk  # "not 42": denied; "not 41 but 42": 42
-    if _HEDGE_AFTER.search(chunk[start + len(first) :]) or chunk.rstrip().endswith("?"):
+    after = chunk[start + len(first) :]
+    if _JUDGED_RIGHT_AFTER.search(after):
+        return chunk  # "42 is incorrect": the value is judged wrong where it is stated
+    if _HEDGE_AFTER.search(after) or chunk.rstrip().endswith("?"):
         return chunk  # "42, I guess", "42?": a guess or a question, not a stated value
     return first
 
@@ -498,7 +513,8 @@ def _from_short(text: str) -> str | None:
     plain = _without_enumerators(text)
     numbers = list(_NUMBER.finditer(plain))
     if numbers:
-        if _ESTIMATE_BEFORE.search(plain[: numbers[-1].start()]) or text.rstrip().endswith("?"):
+        before = plain[: numbers[-1].start()]
+        if _ESTIMATE_BEFORE.search(before) or _DENIED_BEFORE.search(before) or text.rstrip().endswith("?"):
             return text  # "Maybe 42.", "Is it 42?": a guess or a question states no value
         return numbers[-1].group()
     # "The probability is one half.": a short sentence without digits ends with its value, in words
