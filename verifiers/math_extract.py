@@ -16,7 +16,9 @@ around a closed box), and one whose last cue is a label that rejects its value (
 answer: 42`, `错误答案：42`, `Answer (wrong): 42`, `Respuesta incorrecta: 42`), or that takes its answer back after
 stating it (`\\boxed{42} is wrong.`, `42 (not the answer)`, `that can't be right`). After a cue, an estimate
 (`probably around five`, `approximately 3.14`), a bound (`at least 42`), a denial (`not 42`), a guess (`42, I guess`)
-or a question (`42?`) is not the value; a box inside a box belongs to the outer one. A response that asks its grader
+or a question (`42?`) is not the value; nor, without a cue, is a value after a label naming the reference, a guess or
+candidates (`Ground truth: 42`, `Hint: 42`) or one the text then rejects (`Try 42. Does not work.`); a box inside a box
+belongs to the outer one. A response that asks its grader
 to ignore its instructions or to give the reward has no answer.
 Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing and wrappers,
 `\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
