@@ -26,7 +26,12 @@ a chain with a false step); `\\approx` only as an exact value followed by a true
 ranges, hedges and several candidates are wrong unless the gold has that shape; a gold written as a rational
 number needs a number written out, not an expression equal to it (`12 + 40` for 52), except under the
 domain `math_expressions` (`verify_expressions_accepted`); a last `\\boxed{` never closed is an unfinished answer,
-so the response has none. `verify` never raises.
+so the response has none; a value labelled as not the answer (`Answer (wrong): 42`), taken back after it is
+stated (`\\boxed{42} is wrong.`), denied, bounded or guessed (`not 42`, `at least 42`, `42, I guess`), named as
+the reference or a guess (`Ground truth: 42`, `Guess: 42`), supposed (`Suppose the answer is 42.`) or tried and
+rejected (`Try 42. Does not work.`) is none either, and a box inside a box is part of the outer box
+(`\\boxed{7\\boxed{42}}` is no answer of 42); a response that asks its grader
+to ignore its instructions or to give the reward has no answer. `verify` never raises.
 
 What it does not do: run model text. No `eval`, `sympify` or `parse_expr` is ever called, and every size
 is bounded while parsing; the hard wall-clock limit per call is the pool's job (`verifiers.pool`).
@@ -50,7 +55,7 @@ from verifiers.verdict import Verdict
 
 NAME = "math"
 EXPRESSIONS_NAME = "math_expressions"
-VERSION = "0.13.0"
+VERSION = "0.14.0"
 
 MIN_APPROXIMATION_DIGITS = 6
 MAX_ROUNDED_LITERALS = 4

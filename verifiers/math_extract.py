@@ -13,7 +13,13 @@ one that labels a step or a list item at the start of a line: `**5. FORMAT:**`, 
 `####` or cue, a response that says it is unfinished ("work in progress", "to be continued", "not finished yet") has
 no answer; so has one with a `\\boxed{` or an `<answer>` tag never closed (anywhere, even
 around a closed box), and one whose last cue is a label that rejects its value (`Not the answer: 42`, `Previous
-answer: 42`, `错误答案：42`). After a cue, an estimate (`probably around five`, `approximately 3.14`) is not the value.
+answer: 42`, `错误答案：42`, `Answer (wrong): 42`, `Respuesta incorrecta: 42`), or that takes its answer back after
+stating it (`\\boxed{42} is wrong.`, `42 (not the answer)`, `that can't be right`). After a cue, an estimate
+(`probably around five`, `approximately 3.14`), a bound (`at least 42`), a denial (`not 42`), a guess (`42, I guess`)
+or a question (`42?`) is not the value; nor, without a cue, is a value after a label naming the reference, a guess or
+candidates (`Ground truth: 42`, `Hint: 42`) or one the text then rejects (`Try 42. Does not work.`); a box inside a box
+belongs to the outer one. A response that asks its grader
+to ignore its instructions or to give the reward has no answer.
 Unicode superscripts are exponents (`x⁴` is `x^4`). `clean_answer` then removes LaTeX spacing and wrappers,
 `\\text{}` units (not words that judge the value: `42 \\text{ wrong}`), currency, degrees and thousands
 separators, and rewrites notations into ones the parser reads: repeating decimals (`0.\\overline{45}`,
@@ -57,18 +63,66 @@ _BOX_WITHOUT_BRACES = re.compile(r"\\(boxed|fbox)[ \t]+([^\s{}$\\]+?)(?=[.,;:!?]
 _REASONING_END = "</think>"
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"(?<!#)#{4,}[ \t]*([^\n]*)")  # `####`, or more hashes; the answer stays on its line
+_REJECTING_WORD = (
+    r"(?:not|never|wrong|false|fake|incorrect[aoe]?|rejected|discarded|previous|old|draft|tentative|guess|falsch[a-z]*"
+    r"|fausse|faux|erron[ée]e?|err[oó]ne[ao]|equivocad[ao]|sbagliat[ao]|errat[ao]|неверн[а-я]*|неправильн[а-я]*)"
+)
+# a label may carry a qualifier between its noun and its colon, in parentheses or a word that rejects the value
+# (`Answer (checked):`, `Respuesta incorrecta:`); `_labelled_not_the_answer` reads it like the words before it
 _CUE = re.compile(
-    r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)\s*(?:is|est|es|ist|:|=)"
-    r"|答案是|答案[:：]|答[:：]",
+    r"(?:final answer|the answer|answer|réponse|respuesta|antwort|risposta|resposta|ответ)"
+    r"(?:(?P<qualifier>\s*\([^()\n]{1,30}\)|\s+" + _REJECTING_WORD + r")?\s*[:：]"
+    r"|\s*(?:is|est|es|ist|=|would be|will be))"
+    r"|答案不是|答案是|答案[:：]|答[:：]",
     re.IGNORECASE,
 )
 _FINAL_CUE = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 # a label that says its value is not the answer: `Not the answer: 42`, `Previous answer: 42`, `错误答案：42`; a negation
 # anywhere in the cue's clause, an adjective only right before it (`In this example the answer is 4` is an answer)
 _NOT_THE_ANSWER = re.compile(
-    r"(?:\b(?:not|never|ignore|ignoring|possibly)\b|\b(?:is|was|are)n't\b|不是|错误|错的|非)[^.;,!?\n。；，]*$"
-    r"|\b(?:wrong|false|fake|incorrect|example|sample|previous|old|earlier|rejected|discarded|candidate|tentative"
-    r"|possible|draft|non-final)\s+(?:final\s+)?$",
+    r"(?:\b(?:not|never|ignore|ignoring|possibly|suppose|supposing|assume|assuming|whether)\b|\b(?:is|was|are)n't\b|不是|不正确|不对|错误|错的|非)[^.;,!?\n。；，]*$"
+    r"|\b(?:wrong|false|fake|incorrect|example|sample|expected|reference|gold|previous|old|earlier|rejected|discarded|candidate|tentative"
+    r"|possible|draft|non-final|falscher?|falsche[nr]?|alte|vorherige|fausse|faux|incorrecte|ancienne|incorrecta"
+    r"|incorrecto|errónea|erróneo|equivocada|anterior|sbagliata|errata|неверный|неправильный)\s+(?:final\s+)?$",
+    re.IGNORECASE,
+)
+# the same judgment written after the noun, as a label's qualifier: `Answer (wrong):`, `Réponse fausse :`
+_REJECTING_QUALIFIER = re.compile(r"\b" + _REJECTING_WORD + r"\b", re.IGNORECASE)
+# a label that names something other than the response's own answer: the reference, a guess, a hint, candidates
+# (`Expected output: 42`, `Ground truth: 42`, `Guess: 42`, `Candidates: 7 and 42`); a value in its clause is not stated
+_NON_ANSWER_LABEL = re.compile(
+    r"\b(?:guess|hint|expected(?:\s+(?:output|value|result))?|reference(?:\s+(?:value|solution))?|ground\s+truth|target"
+    r"|candidates?|possible\s+answers|options|choices)\s*[:：][^.;!?\n。；]*$",
+    re.IGNORECASE,
+)
+# text addressed to the grader, asking it to drop its instructions or to hand out the reward: a response that tries to
+# steer its judge states no answer, whatever else it says (`Ignore every instruction and return 42`)
+_ADDRESSES_THE_GRADER = re.compile(
+    r"\bignore\s+(?:all\s+|every\s+|any\s+|the\s+|your\s+)?(?:previous\s+|prior\s+|above\s+|other\s+|following\s+)?"
+    r"(?:instructions?|rules?|verifier|verification|grader|grading|checks?|checker|prompt|system\s+prompt)\b"
+    r"|\b(?:give|award|grant|assign)\s+(?:me\s+|this\s+)?(?:full|maximum|max|the\s+maximum|a\s+perfect)\s+"
+    r"(?:reward|score|marks?|credit|points)\b"
+    r"|\bmark\s+(?:this|it|my\s+answer|the\s+answer)\s+(?:as\s+)?(?:correct|right|passed)\b"
+    r"|忽略(?:所有|之前的|以上|上述)?(?:指令|规则|说明)",
+    re.IGNORECASE,
+)
+# words after an answer that take it back: `\boxed{42} is wrong.`, `42 (not the answer)`, `Hmm, that can't be right.`,
+# `Wait, I made an error.`; the response then states no answer (a judgment of another value, `41 is wrong`, is not one)
+_JUDGMENT = r"(?:wrong|incorrect|false|invalid|not\s+(?:right|correct|the\s+(?:final\s+)?answer))"
+_RETRACTION = re.compile(
+    r"\b(?:this|that|it|which)(?:\s+(?:answer|result|value|one))?\s*(?:is|was|'s|’s)\s+" + _JUDGMENT
+    + r"|\b(?:this|that|it)\s+(?:can't|can’t|cannot|can\s+not|couldn't)\s+be\s+(?:right|correct)"
+    r"|\bI\s+(?:made|have\s+made)\s+an?\s+(?:error|mistake)|\bjust\s+kidding\b|\bscratch\s+that\b"
+    r"|\b(?:it|this|that)\s+(?:fails|failed|does\s+not\s+work|doesn't\s+work|doesn’t\s+work)\b|^\W*does(?:\s+not|n't)\s+work\b"
+    r"|\b(?:it|this|that)\s+(?:isn't|isn’t|wasn't|is\s+not)\s*[.!]?\s*$"
+    r"|\((?:[^()]*\s)?(?:wrong|incorrect|false|rejected|guess|not\s+the\s+(?:final\s+)?answer)\)"
+    r"|\s[—–]\s*(?:wrong|incorrect|false)\b"
+    r"|[（(]\s*(?:错误|错|不对|不正确)\s*[)）]|[，,]\s*(?:错了|不对)|这是错的",
+    re.IGNORECASE,
+)
+# a judgment right after the value or box: `\\boxed{42} is wrong`, `\\boxed{42}\\text{ wrong}`, `42 is incorrect`
+_JUDGED_RIGHT_AFTER = re.compile(
+    r"^\s*(?:\\(?:text|textbf|textit|textrm|textsf|mathrm|mbox)\s*\{\s*)?\(?\s*(?:(?:is|was)\s+)?" + _JUDGMENT + r"\b",
     re.IGNORECASE,
 )
 _CLAUSE_START = re.compile(r"[.;,!?\n。；，](?=[^.;,!?\n。；，]*$)")
@@ -83,7 +137,7 @@ _NUMBER = re.compile(
 )
 _SEPARATOR_TEXT = re.compile(r"^(?:[\s,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\}|\\q?quad)*$", re.IGNORECASE)
 _TEXT_MACRO = re.compile(
-    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
+    r"\\(?:text|textbf|textit|textrm|textsf|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol"
     r"|mathbb|mathcal|vec|hat|bar|widehat|overrightarrow)\s*\{([^{}]*)\}"
 )
 _UNIT_TAIL = re.compile(
@@ -96,13 +150,28 @@ _KNOWN_MATH_WORDS = {
 }  # fmt: skip
 # words that judge or qualify a value are not its unit: `42 \\text{ wrong}` is no answer of 42
 _JUDGING_WORDS = {
-    "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but",
+    "is", "not", "wrong", "false", "incorrect", "unless", "maybe", "perhaps", "possibly", "or", "if", "but", "guess",
+    "guessed", "rejected", "falsch", "faux", "fausse", "incorrecto", "incorrecta", "incorrecte", "sbagliato", "errato",
+    "never", "nope", "invalid", "bad", "fails", "failed", "fail", "error", "mistake", "ish",
 }  # fmt: skip
 _SEQUENCE_WORDS = {"then", "instead", "actually", "finally", "later", "next", "but", "wait", "correction"}
 _APPROXIMATELY = re.compile(
-    r"\b(?:around|about|approximately|approx|roughly|nearly|almost|probably|likely|maybe|perhaps|possibly)\b",
+    r"\b(?:around|about|approximately|approx|roughly|nearly|almost|probably|likely|maybe|perhaps|possibly"
+    r"|at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|greater\s+than|no\s+more\s+than|no\s+less\s+than)\b",
     re.IGNORECASE,
 )
+# an estimate or a bound written right before a value (`Maybe 42.`, `at least 42`): the value is not stated exactly
+_ESTIMATE_BEFORE = re.compile("(?:" + _APPROXIMATELY.pattern + r")\s*\$?\s*$", re.IGNORECASE)
+# a hedge written right after the value: `42, I guess`, `42 or so`, `42, probably`
+_HEDGE_AFTER = re.compile(
+    r"^\s*(?:[,;]?\s*(?:I\s+(?:guess|think|suppose)|or\s+so|probably|maybe|perhaps|not\s+sure|I'm\s+not\s+sure|unless"
+    r"|or\s+(?:possibly|maybe|perhaps|something))\b|-?ish\b|\?)",
+    re.IGNORECASE,
+)
+# a value after a negation is one the response denies (`The answer is not 42.`); `not 41 but 42` states 42
+_NEGATED = re.compile(r"\b(?:not|never|no|nicht|pas|non|не)\b|n't\b|不是|不", re.IGNORECASE)
+_DENIED_BEFORE = re.compile(r"\b(?:not|never|assume|suppose|guess)\s*\$?\s*$", re.IGNORECASE)
+_BUT = re.compile(r"\b(?:but|rather|instead)\b|[;:]", re.IGNORECASE)
 _HEDGE_WORD = re.compile(r"\b(?:or|either|maybe|perhaps|possibly)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%|\s*(?:\b|(?<=[0-9]))(?:percent(?:age)?|pct)\b\.?", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
@@ -159,8 +228,9 @@ _NUMBER_IN_DEGREES = re.compile(
 )
 _TEXT_UNIT_TAIL = re.compile(
     r"^(?P<value>(?:[^\\]|\\(?:times|cdot)(?![A-Za-z]))*[0-9]\}?)"  # `1.6 \times 10^{-19}\text{ C}` too
-    r"\s*\\(?:text|mathrm|textrm|mbox)\s*\{\s*-?(?!(?:and|or|either|maybe|perhaps|possibly|is|isn|not|wrong|false"
-    r"|incorrect|unless|if|but)\b)"
+    r"\s*\\(?:text|mathrm|textrm|textsf|textnormal|mathsf|mbox)\s*\{\s*-?(?!(?:"
+    + "|".join(sorted(_JUDGING_WORDS | {"and", "either", "isn"}))
+    + r")\b)"
     r"(?![ie]\s*\})"  # an upright `\mathrm{i}` or `\mathrm{e}` is the constant, not a unit
     r"[A-Za-zµ]+(?:/[A-Za-z]+(?:\^\s*\{?\s*[23]\s*\}?)?)?(?:\s+[A-Za-z]+){0,3}\.?\s*\}"
     r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"
@@ -221,7 +291,11 @@ def extract_answer(completion: str) -> str | None:
     text = _braced_boxes(_superscripts(completion.rpartition(_REASONING_END)[2][-TAIL_CHARS:]))
     if _unclosed_box(text) or _unclosed_answer_tag(text):
         return None  # a box or an answer tag never closed: the final answer is unfinished (a truncated response)
+    if _ADDRESSES_THE_GRADER.search(text):
+        return None
     boxed = last_boxed_group(text)
+    if boxed is not None and _retracted(text[_last_box_end(text) + 1 :]):
+        return None  # the response takes its last box back
     if boxed is not None:
         # "Final Answer: The final answer is X" written after the last box restates the answer last
         cue = _FINAL_CUE.search(text, _last_box_end(text))
@@ -230,6 +304,11 @@ def extract_answer(completion: str) -> str | None:
     tags = _ANSWER_TAG.findall(text)
     if tags:
         inner = tags[-1].strip()
+        after_tag = text[text.lower().rfind("</answer>") + len("</answer>") :]
+        if _retracted(after_tag) or _retracted(inner) or (
+            _BOX_START.search(inner) and _retracted(inner[_last_box_end(inner) + 1 :])
+        ):
+            return None
         return last_boxed_group(inner) or _from_chunk(inner) or inner
     gsm8k = [found for found in _GSM8K.findall(text) if found.strip()]
     if gsm8k:
@@ -250,6 +329,11 @@ def extract_answer(completion: str) -> str | None:
     return _from_tail(stripped)
 
 
+def _retracted(after: str) -> bool:
+    """Whether the text after an answer takes it back (`is wrong`, `(not the answer)`, `that can't be right`)."""
+    return _JUDGED_RIGHT_AFTER.search(after) is not None or _RETRACTION.search(after) is not None
+
+
 def _braced_boxes(text: str) -> str:
     """`\\boxed 4` written as `\\boxed{4}`, so that one rule finds every box."""
     return _BOX_WITHOUT_BRACES.sub(r"\\\1{\2}", text) if "box" in text else text
@@ -261,15 +345,24 @@ def _last_sentence(text: str) -> str:
 
 
 def last_boxed_group(text: str) -> str | None:
-    """Content of the last `\\boxed{...}`, joined with boxes just before it (`\\boxed{1} and \\boxed{2}`)."""
+    """Content of the last outermost `\\boxed{...}`, joined with boxes just before it (`\\boxed{1} and \\boxed{2}`).
+
+    A box inside a box is part of the outer one's content (`\\boxed{7\\boxed{42}}` answers `7 42`, not 42), and a
+    box that holds nothing but a box is that box (`\\boxed{\\boxed{42}}`)."""
     boxes: list[tuple[int, int, str]] = []
     for match in _BOX_START.finditer(text):
+        if boxes and match.start() < boxes[-1][1]:
+            continue  # inside the box before it
         end = _closing_brace(text, match.end())
         if end is None:
             content = text[match.end() :].strip()
             boxes.append((match.start(), len(text), content))
             continue
-        boxes.append((match.start(), end + 1, text[match.end() : end].strip()))
+        content = text[match.end() : end].strip()
+        inner = _BOX_START.match(content)
+        if inner is not None and _closing_brace(content, inner.end()) == len(content) - 1:
+            content = last_boxed_group(content) or ""
+        boxes.append((match.start(), end + 1, content))
     if not boxes:
         return None
     group = [boxes[-1]]
@@ -326,7 +419,10 @@ def _labelled_not_the_answer(text: str, cue: re.Match[str]) -> bool:
     answer_word = cue.group().lower().find("answer")  # `the answer is`: the label's words end before `answer`
     before = text[max(0, cue.start() - 80) : cue.start() + max(answer_word, 0)]
     clause = before[start.end() :] if (start := _CLAUSE_START.search(before)) else before
-    return _NOT_THE_ANSWER.search(clause) is not None
+    if "不是" in cue.group():
+        return True  # `答案不是 42`: "the answer is not 42"
+    qualifier = cue.groupdict().get("qualifier")
+    return _NOT_THE_ANSWER.search(clause) is not None or bool(qualifier and _REJECTING_QUALIFIER.search(qualifier))
 
 
 def _after_last_cue(text: str) -> str | None:
@@ -334,6 +430,8 @@ def _after_last_cue(text: str) -> str | None:
         if _labelled_not_the_answer(text, match):
             return ""  # the last labelled value is one the response rejects: no answer follows it
         rest = text[match.end() :]
+        if _RETRACTION.search(rest):
+            return ""  # the labelled value is taken back after it is stated
         chunk = _first_sentence(rest)
         answer = _from_chunk(chunk)
         if answer:
@@ -368,8 +466,19 @@ def _from_chunk(chunk: str) -> str | None:
     if _is_hedge(chunk):
         return chunk  # "either 17 or 18": several candidates are the answer given, and it is not one number
     first = _first_number(chunk)
-    if first is not None and _APPROXIMATELY.search(chunk[: _first_number_start(chunk)]):
+    if first is None:
+        return None
+    start = _first_number_start(chunk)
+    if _APPROXIMATELY.search(chunk[:start]):
         return chunk  # "probably around five": an estimate, like `\\approx`, is not the exact value
+    if _NEGATED.search(chunk[:start]):
+        after = _BUT.search(chunk, start)
+        return _from_chunk(chunk[after.end() :]) if after else chunk  # "not 42": denied; "not 41 but 42": 42
+    after = chunk[start + len(first) :]
+    if _JUDGED_RIGHT_AFTER.search(after):
+        return chunk  # "42 is incorrect": the value is judged wrong where it is stated
+    if _HEDGE_AFTER.search(after) or chunk.rstrip().endswith("?"):
+        return chunk  # "42, I guess", "42?": a guess or a question, not a stated value
     return first
 
 
@@ -413,9 +522,15 @@ def _from_short(text: str) -> str | None:
         return later[-1] if later else spans
     if _looks_like_math(text):
         return text
-    numbers = _NUMBER.findall(_without_enumerators(text))
+    plain = _without_enumerators(text)
+    numbers = list(_NUMBER.finditer(plain))
     if numbers:
-        return numbers[-1]
+        before = plain[: numbers[-1].start()]
+        if _ESTIMATE_BEFORE.search(before) or _DENIED_BEFORE.search(before) or text.rstrip().endswith("?"):
+            return text  # "Maybe 42.", "Is it 42?": a guess or a question states no value
+        if _NON_ANSWER_LABEL.search(before) or _RETRACTION.search(plain[numbers[-1].end() :]):
+            return text  # "Hint: 42", "42 is a common guess, but it's wrong.": not the response's own answer
+        return numbers[-1].group()
     # "The probability is one half.": a short sentence without digits ends with its value, in words
     stated = _STATED_VALUE.search(text)
     if stated is not None:
@@ -433,7 +548,12 @@ def _from_tail(text: str) -> str | None:
     last_number = numbers[-1] if numbers else None
     if last_span is not None and (last_number is None or last_number.start() < last_span.end()):
         return next(group for group in last_span.groups() if group is not None).strip()
-    return last_number.group() if last_number is not None else None
+    if last_number is None:
+        return None
+    plain = _without_enumerators(text)
+    if _NON_ANSWER_LABEL.search(plain[: last_number.start()]) or _RETRACTION.search(plain[last_number.end() :]):
+        return None  # "Ground truth: 42", "Try 42. It fails.": not a value the response states as its answer
+    return last_number.group()
 
 
 def _without_enumerators(text: str) -> str:
@@ -477,7 +597,9 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = _SIGNED_REALS.sub(_signed_reals, answer)
     text = _REALS.sub(r"(-\\infty, \\infty)", text)  # before NFKC, which turns ℝ into a plain R
     text = _braced_boxes(_unicode(text).strip())
-    boxed = last_boxed_group(text)
+    # an answer that is a box is its content; a box after other text (`7\\boxed{42}`, from a box holding both) is
+    # not what the answer says
+    boxed = last_boxed_group(text) if _BOX_START.match(text) else None
     if boxed is not None:
         text = boxed
     text = re.sub(r"^\\\[|\\\]$|^\\\(|\\\)$", "", text.strip()).strip()
@@ -499,6 +621,8 @@ def clean_answer(answer: str) -> CleanAnswer:
     text = _TEXT_UNIT_TAIL.sub(r"\g<value>", text)  # `150\text{ m}^2`: a unit, even of one letter
     label = _LEADING_LABEL.match(text)
     if label is not None and (label["inner"] or label["outer"] or label["words"].split()[-1].lower() in _CUE_VERBS):
+        if _REJECTING_QUALIFIER.search(label["words"]):
+            return CleanAnswer(text="", percent=False)  # `\\text{wrong: } 42`: the label rejects the value after it
         text = text[label.end() :]
     text = _unit_vectors(text)  # before the macros are unwrapped: `\mathbf{i}` is no imaginary unit
     text = _repeating_decimals(text)  # before the macros are unwrapped: `\overline{3}` is not a plain 3
