@@ -3,7 +3,7 @@ the run or check that the stored one has the same config and intact committed da
 the early-stop rule's verdict from the committed rounds (see flows/campaign.py for what these mean).
 
 It imports neither Prefect nor torch, vLLM or transformers: a command given a bad config or a damaged store
-fails within a second or two, before the round's heavy modules load.
+fails before the round's heavy modules load.
 """
 
 from __future__ import annotations

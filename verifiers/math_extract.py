@@ -294,11 +294,12 @@ def extract_answer(completion: str) -> str | None:
     if _ADDRESSES_THE_GRADER.search(text):
         return None
     boxed = last_boxed_group(text)
-    if boxed is not None and _retracted(text[_last_box_end(text) + 1 :]):
-        return None  # the response takes its last box back
     if boxed is not None:
+        box_end = _last_box_end(text)
+        if _retracted(text[box_end + 1 :]):
+            return None  # the response takes its last box back
         # "Final Answer: The final answer is X" written after the last box restates the answer last
-        cue = _FINAL_CUE.search(text, _last_box_end(text))
+        cue = _FINAL_CUE.search(text, box_end)
         restated = _after_last_cue(text[cue.start() :]) if cue else None
         return restated or boxed
     tags = _ANSWER_TAG.findall(text)
@@ -543,14 +544,14 @@ def _from_short(text: str) -> str | None:
 def _from_tail(text: str) -> str | None:
     """Long text without an explicit answer: the last math span if it ends the text's last number, else that number."""
     spans = list(_MATH_SPAN.finditer(text))
-    numbers = list(_NUMBER.finditer(_without_enumerators(text)))
+    plain = _without_enumerators(text)
+    numbers = list(_NUMBER.finditer(plain))
     last_span = spans[-1] if spans else None
     last_number = numbers[-1] if numbers else None
     if last_span is not None and (last_number is None or last_number.start() < last_span.end()):
         return next(group for group in last_span.groups() if group is not None).strip()
     if last_number is None:
         return None
-    plain = _without_enumerators(text)
     if _NON_ANSWER_LABEL.search(plain[: last_number.start()]) or _RETRACTION.search(plain[last_number.end() :]):
         return None  # "Ground truth: 42", "Try 42. It fails.": not a value the response states as its answer
     return last_number.group()

@@ -399,21 +399,20 @@ class _KillingSampler(ManagedEndpointSampler):
 
     def __init__(self, servers: ManagedServers, engine: EngineConfig, tokenizer: Any, *, victim: int, at_request: int):
         super().__init__(servers, engine, tokenizer)
-        self._victim = servers.urls[victim]
-        self._victim_index = victim
+        self._victim = victim
         self._at_request = at_request
         self._sent = 0
         self.killed = False
 
     async def _send(self, endpoint: Any, *args: Any) -> Any:
-        if endpoint.url != self._victim or self.killed:
+        if endpoint.url != self.servers.urls[self._victim] or self.killed:
             return await super()._send(endpoint, *args)
         self._sent += 1
         if self._sent < self._at_request:
             return await super()._send(endpoint, *args)
         in_flight = asyncio.ensure_future(super()._send(endpoint, *args))
         await asyncio.sleep(0.02)
-        await asyncio.to_thread(_kill_group, self.servers, self._victim_index)
+        await asyncio.to_thread(_kill_group, self.servers, self._victim)
         self.killed = True
         return await in_flight
 

@@ -102,7 +102,7 @@ HEAVY = {"torch", "transformers", "vllm", "trl"}
 def _flywheel(args: tuple[str, ...], cwd: Path) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `flywheel ARGS` run in `cwd`. The read-only commands run in this process
     (the same `main()`, without paying for a new interpreter each time); `run` and `resume` as a user runs them,
-    and a refusal must come before the round's heavy modules load (it takes a second, not ten)."""
+    and a refusal must come before the round's heavy modules load."""
     if args[0] not in READ_ONLY:
         result = run_flywheel(*args, cwd=cwd, timeout=300, env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
         lines = result.stderr.splitlines(keepends=True)
